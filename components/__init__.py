@@ -1,0 +1,1 @@
+"""Flagger-style progressive delivery on Istio, run by `pulumi up`."""

@@ -1,0 +1,278 @@
+"""Everything one release needs, cross-checked: the Canary, its Deployment, templates and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
+from .errors import Problem, SpecError
+from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
+from .templates import AlertProvider, MetricTemplate
+
+# Flagger's -selector-labels default, in its order of preference.
+SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
+DEFAULT_NAMESPACE = "default"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """A metric with its query rendered for this release; the template supplies address and auth."""
+
+    metric: Metric
+    query: str
+    template: MetricTemplate | None
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """The validated input of the component, the gate and the rehearsal alike."""
+
+    canary: Canary
+    deployment: Mapping[str, Any]
+    metric_templates: tuple[MetricTemplate, ...] = ()
+    alert_providers: tuple[AlertProvider, ...] = ()
+    autoscaler: Mapping[str, Any] | None = None
+    selector_label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        problems = [
+            *self._deployment_problems(),
+            *self._autoscaler_problems(),
+            *self._reference_problems(),
+        ]
+        if problems:
+            raise SpecError(problems)
+        object.__setattr__(self, "selector_label", self._find_selector_label())
+        self._check_queries()
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        canary: Mapping[str, Any] | Canary,
+        deployment: Mapping[str, Any],
+        metric_templates: Sequence[Mapping[str, Any] | MetricTemplate] = (),
+        alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = (),
+        autoscaler: Mapping[str, Any] | None = None,
+    ) -> ReleaseSpec:
+        """Builds from Flagger-shaped manifests (camelCase) or already-built models."""
+        return cls(
+            canary=_model(Canary, canary, "Canary"),
+            deployment=deployment,
+            metric_templates=tuple(
+                _model(MetricTemplate, item, f"MetricTemplate[{index}]")
+                for index, item in enumerate(metric_templates)
+            ),
+            alert_providers=tuple(
+                _model(AlertProvider, item, f"AlertProvider[{index}]")
+                for index, item in enumerate(alert_providers)
+            ),
+            autoscaler=autoscaler,
+        )
+
+    # Names, exactly as Flagger spells them, so DNS and dashboards keep working.
+    @property
+    def spec(self) -> CanarySpec:
+        return self.canary.spec
+
+    @property
+    def name(self) -> str:
+        return self.canary.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.canary.metadata.namespace or _namespace_of(self.deployment) or DEFAULT_NAMESPACE
+
+    @property
+    def target(self) -> str:
+        return self.spec.target_ref.name
+
+    @property
+    def primary(self) -> str:
+        return f"{self.target}-primary"
+
+    @property
+    def service(self) -> str:
+        return self.spec.service_name
+
+    @property
+    def primary_service(self) -> str:
+        return f"{self.service}-primary"
+
+    @property
+    def canary_service(self) -> str:
+        return f"{self.service}-canary"
+
+    @property
+    def selector_value(self) -> str:
+        return str(self.deployment["spec"]["selector"]["matchLabels"][self.selector_label])
+
+    def template_for(self, metric: Metric) -> MetricTemplate | None:
+        if metric.template_ref is None:
+            return None
+        namespace = metric.template_ref.namespace or self.namespace
+        for template in self.metric_templates:
+            if template.name == metric.template_ref.name and (
+                (template.metadata.namespace or self.namespace) == namespace
+            ):
+                return template
+        return None
+
+    def alert_provider(self, name: str, namespace: str | None) -> AlertProvider | None:
+        wanted = namespace or self.namespace
+        for provider in self.alert_providers:
+            if provider.name == name and (provider.metadata.namespace or self.namespace) == wanted:
+                return provider
+        return None
+
+    def metric_queries(self, interval_override: str | None = None) -> list[MetricQuery]:
+        """Built-in metrics first, then the rest, in Flagger's order."""
+        ordered = sorted(self.spec.analysis.metrics, key=lambda m: m.name not in BUILTIN_METRICS)
+        return [self._query(metric, interval_override) for metric in ordered]
+
+    def _query(self, metric: Metric, interval_override: str | None) -> MetricQuery:
+        template = self.template_for(metric)
+        if metric.name in BUILTIN_METRICS and template is None and not metric.query:
+            text = BUILTIN_QUERIES[metric.name]
+        else:
+            text = template.spec.query if template else metric.query or ""
+        context = QueryContext(
+            name=self.name,
+            namespace=self.namespace,
+            target=self.target,
+            service=self.service,
+            interval=interval_override or metric.interval,
+            variables=metric.template_variables or {},
+        )
+        return MetricQuery(metric, render(text, context), template)
+
+    def _check_queries(self) -> None:
+        problems = []
+        for index, metric in enumerate(self.spec.analysis.metrics):
+            path = f"spec.analysis.metrics[{index}]"
+            try:
+                check_syntax(self._query(metric, None).query)
+            except (KeyError, ValueError) as error:
+                reason = error.args[0] if error.args else str(error)
+                problems.append(Problem(path, f"metric {metric.name!r}: {reason}"))
+        if problems:
+            raise SpecError(problems)
+
+    def _deployment_problems(self) -> list[Problem]:
+        deployment = self.deployment
+        problems = []
+        if deployment.get("kind") != "Deployment" or deployment.get("apiVersion") != "apps/v1":
+            found = f"{deployment.get('apiVersion')}/{deployment.get('kind')}"
+            problems.append(Problem("deployment", "must be an apps/v1 Deployment", found, True))
+            return problems
+        name = (deployment.get("metadata") or {}).get("name")
+        if name != self.target:
+            problems.append(
+                Problem(
+                    "deployment.metadata.name",
+                    f"must equal the Canary's spec.targetRef.name {self.target!r}",
+                    name,
+                    True,
+                )
+            )
+        namespace = _namespace_of(deployment)
+        if self.canary.metadata.namespace and namespace and namespace != self.namespace:
+            problems.append(
+                Problem(
+                    "deployment.metadata.namespace",
+                    f"must equal the Canary's namespace {self.namespace!r}",
+                    namespace,
+                    True,
+                )
+            )
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not any(label in labels for label in SELECTOR_LABELS):
+            problems.append(
+                Problem(
+                    "deployment.spec.selector.matchLabels",
+                    f"needs one of the labels {', '.join(SELECTOR_LABELS)} (Flagger's selector)",
+                    labels,
+                    True,
+                )
+            )
+        template = (deployment.get("spec") or {}).get("template")
+        if not isinstance(template, Mapping) or not (template.get("spec") or {}).get("containers"):
+            problems.append(
+                Problem("deployment.spec.template.spec.containers", "at least one container")
+            )
+        return problems
+
+    def _autoscaler_problems(self) -> list[Problem]:
+        ref = self.spec.autoscaler_ref
+        if ref is None:
+            return []
+        if self.autoscaler is None:
+            return [
+                Problem(
+                    "spec.autoscalerRef",
+                    f"names HPA {ref.name!r}: pass its manifest as `autoscaler`",
+                )
+            ]
+        name = (self.autoscaler.get("metadata") or {}).get("name")
+        if name != ref.name:
+            return [
+                Problem(
+                    "autoscaler.metadata.name",
+                    f"must equal autoscalerRef.name {ref.name!r}",
+                    name,
+                    True,
+                )
+            ]
+        return []
+
+    def _reference_problems(self) -> list[Problem]:
+        problems = []
+        analysis = self.spec.analysis
+        for index, metric in enumerate(analysis.metrics):
+            if metric.template_ref and self.template_for(metric) is None:
+                known = ", ".join(t.name for t in self.metric_templates) or "none were passed in"
+                problems.append(
+                    Problem(
+                        f"spec.analysis.metrics[{index}].templateRef.name",
+                        f"no MetricTemplate of that name (known: {known})",
+                        metric.template_ref.name,
+                        True,
+                    )
+                )
+        for index, alert in enumerate(analysis.alerts):
+            ref = alert.provider_ref
+            if self.alert_provider(ref.name, ref.namespace) is None:
+                known = ", ".join(p.name for p in self.alert_providers) or "none were passed in"
+                problems.append(
+                    Problem(
+                        f"spec.analysis.alerts[{index}].providerRef.name",
+                        f"no AlertProvider of that name (known: {known})",
+                        ref.name,
+                        True,
+                    )
+                )
+        return problems
+
+    def _find_selector_label(self) -> str:
+        labels = self.deployment["spec"]["selector"]["matchLabels"]
+        return next(label for label in SELECTOR_LABELS if label in labels)
+
+
+def _namespace_of(manifest: Mapping[str, Any]) -> str | None:
+    namespace = (manifest.get("metadata") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _model(model: type[M], value: Mapping[str, Any] | M, source: str) -> M:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        raise SpecError.from_validation(error, source=source) from None

@@ -1,0 +1,1 @@
+"""Local test bed: Kubernetes API emulator, mesh simulator, Prometheus, receivers."""
