@@ -105,7 +105,7 @@ class StatusError(Exception):
             "details": self.details,
             "code": self.code,
         }
-        return web.json_response(body, status=self.code)
+        return _json(body, status=self.code)
 
 
 def _not_found(kind: Kind | None, plural: str, name: str) -> StatusError:
@@ -214,19 +214,19 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         if method == "GET" and raw.query.get("watch") in ("true", "1"):
             raise StatusError(405, "MethodNotAllowed", "watch is not served by the test bed")
         if method == "GET" and not target.name:
-            return web.json_response(self._list(target, raw.query))
+            return _json(self._list(target, raw.query))
         if method == "GET":
-            return web.json_response(self._fetch(target))
+            return _json(self._fetch(target))
         if method == "POST" and not target.name:
-            return web.json_response(self._create(target, _decode(body), raw.query), status=201)
+            return _json(self._create(target, _decode(body), raw), status=201)
         if method == "PUT" and target.name:
-            return web.json_response(self._replace(target, _decode(body), raw))
+            return _json(self._replace(target, _decode(body), raw))
         if method == "PATCH" and target.name:
             content_type = raw.headers.get("Content-Type", "").split(";")[0].strip()
             obj, status = self._patch(target, content_type, body, raw)
-            return web.json_response(obj, status=status)
+            return _json(obj, status=status)
         if method == "DELETE" and target.name:
-            return web.json_response(self._delete(target))
+            return _json(self._delete(target))
         raise StatusError(405, "MethodNotAllowed", f"{method} is not allowed here")
 
     def _require_kind(self, target: _Target) -> Kind:
@@ -283,15 +283,13 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             "items": items,
         }
 
-    def _create(self, target: _Target, obj: Any, query: Any) -> dict[str, Any]:
+    def _create(self, target: _Target, obj: Any, raw: web.BaseRequest) -> dict[str, Any]:
         if target.kind is None:
             target = self._learn_kind(target, obj)
         kind = self._require_kind(dataclasses.replace(target, name=""))
         self._check_identity(kind, target, obj)
         stored = self._insert(kind, obj, target.namespace)
-        stored.managers.record_update(
-            query.get("fieldManager") or "unknown", kind.api_version, {}, stored.obj
-        )
+        stored.managers.record_update(_manager(raw), kind.api_version, {}, stored.obj)
         return self._render(kind, stored)
 
     def _learn_kind(self, target: _Target, obj: Any) -> _Target:
@@ -543,6 +541,12 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             raise StatusError(
                 503, "ServiceUnavailable", f"error trying to reach service: {exc}"
             ) from exc
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    """Exactly `application/json`, as the apiserver sends; lightkube compares it verbatim."""
+    headers = {"Content-Type": "application/json"}
+    return web.Response(body=json.dumps(obj).encode(), status=status, headers=headers)
 
 
 def _decode(body: bytes) -> Any:

@@ -1,0 +1,66 @@
+"""Cluster credentials, found the way kubectl finds them, as a lightkube and an httpx client."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import lightkube
+import yaml
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+
+_SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    """Plain data only, so a dynamic provider holding it pickles by value and prints nothing.
+
+    Order of precedence: an explicit kubeconfig (its text, from a secret input), then the
+    KUBECONFIG file or ~/.kube/config with an optional context, then in-cluster credentials.
+    """
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    timeout_seconds: float = 10.0
+
+    def __repr__(self) -> str:
+        shown = "<explicit kubeconfig>" if self.kubeconfig else "<ambient>"
+        return f"KubeAccess({shown}, context={self.context!r})"
+
+    def config(self) -> SingleConfig:
+        config = self._kubeconfig().get(context_name=self.context)
+        if config is None:
+            raise lightkube.ConfigError(f"kubeconfig has no context {self.context!r}")
+        return config
+
+    def _kubeconfig(self) -> KubeConfig:
+        if self.kubeconfig:
+            return KubeConfig.from_dict(yaml.safe_load(self.kubeconfig))
+        listed = [path for path in os.environ.get("KUBECONFIG", "").split(os.pathsep) if path]
+        for path in listed or [str(Path.home() / ".kube" / "config")]:
+            if Path(path).exists():
+                return KubeConfig.from_file(path)
+        if _SERVICE_ACCOUNT.exists():
+            return KubeConfig.from_service_account()
+        raise lightkube.ConfigError(
+            "no cluster credentials: pass a kubeconfig, set KUBECONFIG, or run in a cluster"
+        )
+
+    def client(self) -> lightkube.Client:
+        return lightkube.Client(
+            config=self.config(), timeout=httpx.Timeout(self.timeout_seconds), field_manager=None
+        )
+
+    def http(self, timeout: float | None = None) -> httpx.Client:
+        """An httpx client against the API server with the same auth, for the service proxy."""
+        params = client_adapter.ConnectionParams(
+            timeout=httpx.Timeout(timeout or self.timeout_seconds)
+        )
+        return client_adapter.Client(self.config(), params)
+
+    def namespace(self) -> str:
+        return self.config().namespace or "default"
