@@ -9,6 +9,7 @@ route would carry.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import threading
@@ -19,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client import Counter as MetricCounter
-from prometheus_client import Histogram, start_http_server
 
 ISTIO_BUCKETS = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
@@ -223,10 +223,8 @@ class MeshSimulator:
         while not self._stop.is_set():
             now = time.monotonic()
             if now - last_poll >= self.poll_interval:
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # keep the last view meanwhile
                     self._poll()
-                except httpx.HTTPError:
-                    pass  # the API may be restarting; keep the last view
                 last_poll = now
             if last_tick:
                 self._generate(min(now - last_tick, 1.0))
@@ -270,12 +268,24 @@ class MeshSimulator:
         ready = 0 if crashing else replicas
         deadline = float(spec.get("progressDeadlineSeconds", 600))
         if not crashing:
-            progressing = ("True", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")
+            progressing = (
+                "True",
+                "NewReplicaSetAvailable",
+                "ReplicaSet has successfully progressed.",
+            )
         elif time.monotonic() - first_seen > deadline:
-            progressing = ("False", "ProgressDeadlineExceeded", "ReplicaSet has timed out progressing.")
+            progressing = (
+                "False",
+                "ProgressDeadlineExceeded",
+                "ReplicaSet has timed out progressing.",
+            )
         else:
             progressing = ("True", "ReplicaSetUpdated", "ReplicaSet is progressing.")
-        available = ("False", "MinimumReplicasUnavailable") if crashing else ("True", "MinimumReplicasAvailable")
+        available = (
+            ("False", "MinimumReplicasUnavailable")
+            if crashing
+            else ("True", "MinimumReplicasAvailable")
+        )
         status = {
             "observedGeneration": generation,
             "replicas": replicas,
@@ -362,7 +372,9 @@ class MeshSimulator:
                 self._unrouted[service] += count
             return
         destinations = route.get("route") or []
-        weights = [float(d.get("weight", 100 if len(destinations) == 1 else 0)) for d in destinations]
+        weights = [
+            float(d.get("weight", 100 if len(destinations) == 1 else 0)) for d in destinations
+        ]
         if sum(weights) <= 0:
             with self._lock:
                 self._unrouted[service] += count
@@ -403,7 +415,9 @@ class MeshSimulator:
                     self._unrouted[service] += count
             return
         with self._lock:
-            (self._mirrored if mirrored else self._routed)[workload.name, request_class.name] += count
+            (self._mirrored if mirrored else self._routed)[workload.name, request_class.name] += (
+                count
+            )
         fault = faults.get(workload.name) or faults.get(workload.image) or Fault()
         if fault.no_telemetry:
             return

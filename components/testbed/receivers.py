@@ -117,14 +117,13 @@ class LoadTester(_Receiver):
         if self.forced_status is not None:
             return web.Response(status=self.forced_status, text="forced")
         gates = {
-            "/gate/approve": lambda: True,
-            "/gate/halt": lambda: False,
-            "/gate/check": lambda: self._gates.gate_open,
-            "/rollback/check": lambda: self._gates.rollback_open,
+            "/gate/approve": True,
+            "/gate/halt": False,
+            "/gate/check": self._gates.gate_open,
+            "/rollback/check": self._gates.rollback_open,
         }
         if record.path in gates:
-            allowed = gates[record.path]()
-            return web.Response(status=200 if allowed else 403, text="")
+            return web.Response(status=200 if gates[record.path] else 403, text="")
         switches = {
             "/gate/open": ("gate_open", True),
             "/gate/close": ("gate_open", False),

@@ -1,0 +1,213 @@
+"""The decision core, driven tick by tick with chosen and random outcomes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.analysis import CheckResult, Gate, GateKind, Phase, Release, advance, begin, gates
+from components.analysis.plan import canary_weights, plan
+from components.routing import TrafficState
+from components.spec import Canary, CanarySpec, HookType
+from tests.conftest import load_yaml
+
+Outcome = Callable[[Gate, int], CheckResult]
+
+
+@dataclass
+class Run:
+    release: Release
+    traffic: list[TrafficState] = field(default_factory=list)
+    ticks: int = 0
+    checks: int = 0
+
+
+def spec_with(**analysis: Any) -> CanarySpec:
+    manifest = load_yaml("canary.yaml")
+    manifest["spec"]["analysis"].pop("stepWeight")
+    manifest["spec"]["analysis"].update(analysis)
+    return Canary.model_validate(manifest).spec
+
+
+def passing(gate: Gate, tick: int) -> CheckResult:
+    return CheckResult(gate, passed=gate.hook_type is not HookType.ROLLBACK)
+
+
+def drive(spec: CanarySpec, outcome: Outcome = passing, limit: int = 200) -> Run:
+    """Runs the state machine as the driver does, one interval per tick, deadline far away."""
+    decision = begin(spec)
+    run = Run(decision.release)
+    if decision.traffic:
+        run.traffic.append(decision.traffic)
+    while not run.release.done and run.ticks < limit:
+        results = []
+        for gate in gates(spec, run.release):
+            result = outcome(gate, run.ticks)
+            results.append(result)
+            if gate.kind is GateKind.METRICS:
+                run.checks += 1
+            if not result.passed and gate.hook_type is not HookType.ROLLBACK:
+                break
+        decision = advance(spec, run.release, results, now=float(run.ticks), deadline=1e9)
+        run.release = decision.release
+        if decision.traffic:
+            run.traffic.append(decision.traffic)
+        run.ticks += 1
+    return run
+
+
+def test_tutorial_canary_promotes_through_10_to_50_with_five_checks() -> None:
+    spec = spec_with(stepWeight=10)
+    run = drive(spec)
+    assert run.release.phase is Phase.PROMOTING
+    assert run.release.applied_weights == (10, 20, 30, 40, 50)
+    assert run.checks == 5
+    assert run.ticks == 6  # the first tick steps to 10 without a metric check
+
+
+def test_last_step_is_clamped_to_max_weight() -> None:
+    assert canary_weights(spec_with(stepWeight=20, maxWeight=50).analysis) == [20, 40, 50]
+    assert canary_weights(spec_with(stepWeights=[1, 5, 60, 80], maxWeight=50).analysis) == [
+        1,
+        5,
+        50,
+    ]
+
+
+def test_failed_checks_add_up_and_do_not_advance() -> None:
+    spec = spec_with(stepWeight=10, threshold=3)
+
+    def flaky(gate: Gate, tick: int) -> CheckResult:
+        failing = gate.kind is GateKind.METRICS and tick in (2, 4, 6)
+        return CheckResult(gate, passed=not failing and gate.hook_type is not HookType.ROLLBACK)
+
+    run = drive(spec, flaky)
+    assert run.release.phase is Phase.FAILED
+    assert run.release.failed_checks == 3
+    assert "failed checks threshold reached 3" in (run.release.reason or "")
+    assert run.release.applied_weights == (10, 20, 30, 40)
+    assert run.traffic[-1] == TrafficState()
+
+
+def test_first_step_goes_in_without_metric_check() -> None:
+    spec = spec_with(stepWeight=10)
+    first = gates(spec, begin(spec).release)
+    assert Gate(GateKind.METRICS) not in first
+    assert Gate(GateKind.HOOKS, HookType.PRE_ROLLOUT) in first
+
+
+def test_ab_promotes_after_its_iterations_with_matched_traffic_at_100() -> None:
+    manifest = load_yaml("canary-ab-testing.yaml")
+    spec = Canary.model_validate(manifest).spec
+    run = drive(spec)
+    assert run.release.phase is Phase.PROMOTING
+    assert run.release.applied_weights == (100,) * 10
+    assert run.checks == 10
+
+
+def test_bluegreen_iterates_at_zero_then_switches_to_the_canary() -> None:
+    spec = spec_with(iterations=4)
+    run = drive(spec)
+    assert run.release.applied_weights == (0, 0, 0, 0)
+    assert run.traffic[-1] == TrafficState(canary_weight=100)
+
+
+def test_mirroring_canary_mirrors_first_then_steps() -> None:
+    spec = spec_with(stepWeight=25, maxWeight=50, mirror=True, mirrorWeight=50)
+    run = drive(spec)
+    assert run.traffic[1] == TrafficState(canary_weight=0, mirror=True)
+    assert run.release.applied_weights == (0, 25, 50)
+
+
+def test_closed_confirm_promotion_holds_then_rolls_back_at_the_deadline() -> None:
+    spec = spec_with(
+        stepWeight=50,
+        webhooks=[{"name": "gate", "type": "confirm-promotion", "url": "http://gate/"}],
+    )
+    decision = begin(spec)
+    release = decision.release
+    for tick in range(4):
+        results = [
+            CheckResult(g, passed=g.hook_type is not HookType.CONFIRM_PROMOTION)
+            for g in gates(spec, release)
+        ]
+        release = advance(spec, release, results, now=float(tick), deadline=3.0).release
+    assert release.phase is Phase.FAILED
+    assert "deadline exceeded while confirm-promotion gate closed" in (release.reason or "")
+    assert release.failed_checks == 0
+
+
+def test_rollback_hook_answering_2xx_rolls_back() -> None:
+    spec = spec_with(
+        stepWeight=10, webhooks=[{"name": "abort", "type": "rollback", "url": "http://gate/"}]
+    )
+    run = drive(spec, lambda gate, tick: CheckResult(gate, passed=True, reason="200 OK"))
+    assert run.release.phase is Phase.FAILED
+    assert "rollback requested by webhook" in (run.release.reason or "")
+
+
+def test_skip_analysis_promotes_without_checks() -> None:
+    manifest = copy.deepcopy(load_yaml("canary.yaml"))
+    manifest["spec"]["skipAnalysis"] = True
+    run = drive(Canary.model_validate(manifest).spec)
+    assert run.release.phase is Phase.PROMOTING
+    assert run.checks == 0
+
+
+def test_plan_describes_steps_and_worst_case() -> None:
+    release_plan = plan(spec_with(stepWeight=10).analysis)
+    assert release_plan.describe() == "canary 10% -> 50% in 5 steps every 1m"
+    assert release_plan.worst_case_seconds == (5 + 5 - 1) * 60
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    step=st.integers(1, 100),
+    max_weight=st.integers(1, 100),
+    threshold=st.integers(1, 5),
+    outcomes=st.lists(st.booleans(), min_size=1, max_size=60),
+    hook_outcomes=st.lists(st.booleans(), min_size=1, max_size=60),
+    gate_hooks=st.sets(st.sampled_from(["confirm-traffic-increase", "confirm-promotion", "rollback"])),
+)
+def test_invariants_over_random_outcomes(
+    step: int,
+    max_weight: int,
+    threshold: int,
+    outcomes: list[bool],
+    hook_outcomes: list[bool],
+    gate_hooks: set[str],
+) -> None:
+    spec = spec_with(
+        stepWeight=step,
+        maxWeight=max_weight,
+        threshold=threshold,
+        webhooks=[
+            {"name": "load-test", "url": "http://t/"},
+            *({"name": kind, "type": kind, "url": "http://t/"} for kind in sorted(gate_hooks)),
+        ],
+    )
+    failed_at_threshold = False
+
+    def outcome(gate: Gate, tick: int) -> CheckResult:
+        if gate.kind is GateKind.METRICS:
+            return CheckResult(gate, passed=outcomes[tick % len(outcomes)])
+        if gate.hook_type is HookType.ROLLBACK:
+            return CheckResult(gate, passed=hook_outcomes[tick % len(hook_outcomes)] and tick > 50)
+        return CheckResult(gate, passed=hook_outcomes[(tick * 7) % len(hook_outcomes)])
+
+    run = drive(spec, outcome, limit=120)
+    failed_at_threshold = run.release.failed_checks >= threshold
+    for state in run.traffic:
+        assert 0 <= state.canary_weight <= 100
+        assert state.primary_weight + state.canary_weight == 100
+        assert state.canary_weight <= max_weight
+    assert all(weight <= max_weight for weight in run.release.applied_weights)
+    if run.release.phase is Phase.PROMOTING:
+        assert not failed_at_threshold
+    if run.release.phase is Phase.FAILED:
+        assert run.traffic[-1] == TrafficState()
