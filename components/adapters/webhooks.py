@@ -23,7 +23,9 @@ PASSING_STATUS = 202
 EXCERPT_LIMIT = 300
 
 # Flagger sends "Progressing" to every hook except these, which get the canary's actual phase.
-_ACTUAL_PHASE_HOOKS = frozenset({HookType.CONFIRM_ROLLOUT, HookType.POST_ROLLOUT, HookType.ROLLBACK})
+_ACTUAL_PHASE_HOOKS = frozenset(
+    {HookType.CONFIRM_ROLLOUT, HookType.POST_ROLLOUT, HookType.ROLLBACK}
+)
 _PROGRESSING = "Progressing"
 _MAX_BACKOFF = 5.0
 

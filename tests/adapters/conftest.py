@@ -1,0 +1,22 @@
+"""Fixtures shared by the adapter tests: a recording stub server and direct endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from http_stub import Stub, serving
+
+from components.adapters.endpoints import Endpoints
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    with serving() as running:
+        yield running
+
+
+@pytest.fixture
+def endpoints() -> Iterator[Endpoints]:
+    with Endpoints() as direct:
+        yield direct

@@ -1,0 +1,265 @@
+"""The Prometheus adapter against a real Prometheus, and against a stub for errors and auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from http_stub import Reply, Stub
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from components.adapters.endpoints import Endpoints
+from components.adapters.prometheus import MetricResult, PrometheusClient, PrometheusError
+from components.spec import Credentials, Metric, MetricQuery, MetricTemplate, ThresholdRange
+from components.testbed._loop import free_port
+from components.testbed.prometheus import PrometheusServer
+
+TOKEN = "s3cr3t-token-value"
+PASSWORD = "hunter2-password"
+ONE = json.dumps(
+    {"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, "1"]}]}}
+)
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping a local exporter whose gauge reads 42."""
+    registry = CollectorRegistry()
+    Gauge("adapter_test_value", "A value the test controls.", registry=registry).set(42)
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    with PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="500ms") as running:
+        deadline = time.monotonic() + 20
+        while not running.query("adapter_test_value") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield running
+    server.shutdown()
+
+
+def metric_query(
+    query: str,
+    bounds: ThresholdRange | None = None,
+    template: MetricTemplate | None = None,
+    name: str = "request-success-rate",
+) -> MetricQuery:
+    return MetricQuery(Metric(name=name, threshold_range=bounds), query, template)
+
+
+def template(address: str, **extra: Any) -> MetricTemplate:
+    credentials = extra.pop("credentials", None)
+    provider = {"type": "prometheus", "address": address, **extra}
+    return MetricTemplate.model_validate(
+        {
+            "metadata": {"name": "custom", "namespace": "team"},
+            "spec": {"provider": provider, "query": "vector(1)"},
+            "credentials": credentials,
+        }
+    )
+
+
+def client(endpoints: Endpoints, address: str, **options: Any) -> PrometheusClient:
+    return PrometheusClient(endpoints, address, **options)
+
+
+@pytest.mark.testbed
+@pytest.mark.parametrize(
+    ("query", "bounds", "value", "passed"),
+    [
+        ("vector(99.5)", ThresholdRange(min=99), 99.5, True),
+        ("vector(99)", ThresholdRange(min=99), 99.0, True),  # inclusive min
+        ("vector(500)", ThresholdRange(max=500), 500.0, True),  # inclusive max
+        ("vector(42)", ThresholdRange(min=99), 42.0, False),
+        ("vector(501)", ThresholdRange(min=1, max=500), 501.0, False),
+        ("scalar(vector(3))", ThresholdRange(max=5), 3.0, True),
+        ("adapter_test_value", ThresholdRange(min=40, max=45), 42.0, True),
+    ],
+)
+def test_bounds_are_inclusive_on_real_prometheus(
+    prometheus: PrometheusServer,
+    endpoints: Endpoints,
+    query: str,
+    bounds: ThresholdRange,
+    value: float,
+    passed: bool,
+) -> None:
+    result = client(endpoints, prometheus.url).evaluate(metric_query(query, bounds), "default")
+
+    assert (result.value, result.passed) == (value, passed)
+    assert result.query == query
+    assert result.bounds == bounds.describe()
+    if passed:
+        assert result.reason is None
+    else:
+        assert result.reason == f"request-success-rate is {value:g}, outside {bounds.describe()}"
+
+
+@pytest.mark.testbed
+@pytest.mark.parametrize("query", ["no_such_series_anywhere", "vector(NaN)"])
+def test_no_data_and_nan_fail_as_no_values_found(
+    prometheus: PrometheusServer, endpoints: Endpoints, query: str
+) -> None:
+    result = client(endpoints, prometheus.url).evaluate(
+        metric_query(query, ThresholdRange(min=99)), "default"
+    )
+
+    assert not result.passed
+    assert result.value is None
+    assert result.reason == (
+        "no values found for request-success-rate (is the canary receiving traffic?)"
+    )
+
+
+@pytest.mark.testbed
+def test_metric_without_bounds_passes_with_any_value(
+    prometheus: PrometheusServer, endpoints: Endpoints
+) -> None:
+    result = client(endpoints, prometheus.url).evaluate(
+        metric_query("vector(-3)", name="custom"), "default"
+    )
+
+    assert result == MetricResult("custom", -3.0, "any value", True, None, "vector(-3)")
+
+
+@pytest.mark.testbed
+def test_matrix_and_bad_promql_are_errors(
+    prometheus: PrometheusServer, endpoints: Endpoints
+) -> None:
+    prom = client(endpoints, prometheus.url)
+
+    with pytest.raises(PrometheusError, match="result type matrix is not supported"):
+        prom.query(prometheus.url, "up[1m]")
+    result = prom.evaluate(metric_query("sum(", ThresholdRange(min=1)), "default")
+    assert not result.passed
+    assert result.reason is not None
+    assert result.reason.startswith(f"prometheus at {prometheus.url} answered 400: bad_data:")
+
+
+@pytest.mark.testbed
+def test_check_available(prometheus: PrometheusServer, endpoints: Endpoints) -> None:
+    client(endpoints, prometheus.url).check_available()
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(PrometheusError, match=f"^Prometheus at {closed} is unreachable: "):
+        client(endpoints, closed).check_available()
+
+
+def test_template_address_wins_and_keeps_its_path_prefix(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=ONE)
+    prom = client(endpoints, "http://127.0.0.1:1")
+
+    result = prom.evaluate(metric_query("up", template=template(f"{stub.url}/prom/")), "default")
+
+    assert result.passed
+    assert stub.seen[0].method == "GET"
+    assert stub.seen[0].path == "/prom/api/v1/query?query=up"
+
+
+def test_http_error_is_a_failed_check_with_status_and_excerpt(
+    stub: Stub, endpoints: Endpoints
+) -> None:
+    stub.default = Reply(503, "service unavailable " * 100)
+
+    result = client(endpoints, stub.url).evaluate(metric_query("up"), "default")
+
+    assert not result.passed
+    assert result.reason is not None
+    assert result.reason.startswith(f"prometheus at {stub.url} answered 503: service unavailable")
+    assert len(result.reason) < 400
+
+
+def test_timeout_and_refused_connection_are_failed_checks(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=ONE, delay=1.0)
+
+    slow = client(endpoints, stub.url, timeout=0.2).evaluate(metric_query("up"), "default")
+    closed = f"http://127.0.0.1:{free_port()}"
+    refused = client(endpoints, closed).evaluate(metric_query("up"), "default")
+
+    assert slow.reason == f"prometheus at {stub.url}: timed out after 0.2s"
+    assert refused.reason is not None
+    assert refused.reason.startswith(f"prometheus at {closed}: ConnectError")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({"token": TOKEN}, f"Bearer {TOKEN}"),
+        (
+            {"username": "reader", "password": PASSWORD},
+            "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode(),
+        ),
+    ],
+)
+def test_credentials_are_sent_and_never_shown(
+    stub: Stub, endpoints: Endpoints, credentials: dict[str, str], expected: str
+) -> None:
+    stub.default = Reply(503, "down")
+    chosen = template(
+        stub.url,
+        headers={"X-Scope-OrgID": ["tenant-a", "tenant-b"]},
+        credentials=Credentials.model_validate(credentials),
+    )
+
+    result = client(endpoints, "http://unused:9090").evaluate(
+        metric_query("up", template=chosen), "default"
+    )
+
+    sent = stub.seen[0].headers
+    assert sent["authorization"] == expected
+    assert sent["x-scope-orgid"] == "tenant-a, tenant-b"
+    shown = f"{result!r} {result.reason} {chosen!r}"
+    assert TOKEN not in shown
+    assert PASSWORD not in shown
+
+
+def test_secret_ref_is_read_from_the_templates_namespace(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=ONE)
+    reads: list[tuple[str, str]] = []
+
+    def secrets(namespace: str, name: str) -> dict[str, str]:
+        reads.append((namespace, name))
+        return {"token": TOKEN}
+
+    chosen = template(stub.url, secretRef={"name": "prom-auth"})
+    result = client(endpoints, stub.url, secrets=secrets).evaluate(
+        metric_query("up", template=chosen), "default"
+    )
+
+    assert result.passed
+    assert reads == [("team", "prom-auth")]
+    assert stub.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("secrets", "reason"),
+    [
+        (None, "cannot read Secret team/prom-auth: no secret reader"),
+        (
+            lambda namespace, name: {"user": "x"},
+            "Secret prom-auth of template custom has neither token nor username and password",
+        ),
+    ],
+)
+def test_unusable_secret_ref_is_a_failed_check(
+    stub: Stub, endpoints: Endpoints, secrets: Any, reason: str
+) -> None:
+    chosen = template(stub.url, secretRef={"name": "prom-auth"})
+
+    result = client(endpoints, stub.url, secrets=secrets).evaluate(
+        metric_query("up", template=chosen), "default"
+    )
+
+    assert (result.passed, result.reason) == (False, reason)
+    assert stub.seen == []
+
+
+def test_address_credentials_stay_out_of_reasons(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(500, "boom")
+    address = stub.url.replace("http://", f"http://reader:{PASSWORD}@")
+
+    result = client(endpoints, address).evaluate(metric_query("up"), "default")
+
+    assert result.reason == f"prometheus at {stub.url} answered 500: boom"
