@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Literal
 
 from ..routing import TrafficState
 from ..spec import Analysis, CanarySpec, HookType, Strategy
@@ -72,7 +73,7 @@ class Release:
 class Event:
     """Something to tell people: an alert (with severity) and a progress line."""
 
-    severity: str
+    severity: Literal["info", "warn", "error"]
     message: str
 
 
