@@ -34,7 +34,7 @@ from .routing import (
 )
 from .scheduler import Adapters, ReleaseReport, Scheduler
 from .spec import ReleaseSpec, SpecError, Strategy, parse_seconds
-from .testbed import PROMETHEUS_ADDRESS, Fault, RequestClass, TestBed
+from .testbed import Fault, RequestClass, TestBed
 
 EXIT_INVALID = 2
 # Share of simulated users who send the A/B match headers.
@@ -69,6 +69,7 @@ def rehearse(
     *,
     interval: str | None = None,
     no_telemetry: bool = False,
+    deadline_seconds: float | None = None,
     bed: TestBed | None = None,
 ) -> ReleaseReport:
     """One release on a fresh test bed (or the one given), from at-rest to its outcome."""
@@ -76,15 +77,12 @@ def rehearse(
     if no_telemetry:
         fault = Fault(fault.error_rate, fault.latency_ms, no_telemetry=True)
     own_bed = bed is None
-    bed = bed or TestBed(
-        namespace=release.namespace,
-        faults={release.target: fault},
-        request_mix=_request_mix(release),
-        direct_rps=_direct_traffic(release),
-    )
+    bed = bed or TestBed(namespace=release.namespace, request_mix=_request_mix(release))
     if own_bed:
         bed.__enter__()
     try:
+        bed.mesh.set_fault(release.target, fault)
+        bed.mesh.direct_rps.update(_direct_traffic(release))
         _declare(bed, release)
         access = KubeAccess(kubeconfig=bed.kubeconfig.read_text())
         with Cluster(access, release) as cluster, Endpoints(access.http, release.namespace) as ep:
@@ -92,13 +90,19 @@ def rehearse(
                 cluster=cluster,
                 prometheus=PrometheusClient(
                     ep,
-                    release.spec.metrics_server or PROMETHEUS_ADDRESS,
+                    release.spec.metrics_address,
                     secrets=cluster.read_secret,
                 ),
                 webhooks=WebhookCaller(ep),
                 notifier=Notifier(ep, secrets=cluster.read_secret),
             )
-            scheduler = Scheduler(release, adapters, revision=_revision(release), interval=interval)
+            scheduler = Scheduler(
+                release,
+                adapters,
+                revision=_revision(release),
+                interval=interval,
+                deadline_seconds=deadline_seconds,
+            )
             report = scheduler.analyse()
             if report.outcome == "promoted":
                 _promote(cluster, release, scheduler.interval)

@@ -199,20 +199,25 @@ class Cluster:
             )
 
     def replicas(self, name: str) -> int:
-        deployment = self._deployment(name)
-        spec = deployment.spec
-        return 1 if spec is None or spec.replicas is None else spec.replicas
+        return _wanted_replicas(self._deployment(name))
 
     def readiness(
-        self, name: str, threshold_percent: int, deadline_seconds: float, since: float
+        self,
+        name: str,
+        threshold_percent: int,
+        deadline_seconds: float,
+        since: float,
+        *,
+        now: float | None = None,
     ) -> Readiness:
-        """Flagger's readiness rule; `since` (epoch seconds) starts the progress deadline.
+        """Flagger's readiness rule; `since` starts the progress deadline.
+
+        Both `since` and `now` are epoch seconds; a caller with its own clock passes `now`.
 
         A Deployment scaled to zero never counts as ready: a canary must be able to serve.
         """
         deployment = self._deployment(name)
-        spec_replicas = deployment.spec.replicas if deployment.spec else None
-        wanted = 1 if spec_replicas is None else spec_replicas
+        wanted = _wanted_replicas(deployment)
         generation = (deployment.metadata.generation if deployment.metadata else None) or 0
         status = deployment.status or DeploymentStatus()
         observed = status.observedGeneration or 0
@@ -229,7 +234,8 @@ class Cluster:
                     return Readiness(
                         ReadinessState.FAILED,
                         f"progress deadline exceeded: {counted} "
-                        f"(Progressing=False reason=ProgressDeadlineExceeded: {condition.message})",
+                        f"(Progressing={condition.status} reason={condition.reason}: "
+                        f"{condition.message})",
                     )
         if observed < generation:
             waiting = f"{counted}; generation {generation} not yet observed by the controller"
@@ -243,7 +249,7 @@ class Cluster:
             waiting = f"{counted} (needs {threshold_percent}%)"
         else:
             return Readiness(ReadinessState.READY, counted)
-        if time.time() - since > deadline_seconds:
+        if (time.time() if now is None else now) - since > deadline_seconds:
             return Readiness(
                 ReadinessState.FAILED,
                 f"progress deadline exceeded: {counted} after {deadline_seconds:g}s ({waiting})",
@@ -251,6 +257,7 @@ class Cluster:
         return Readiness(ReadinessState.PENDING, waiting)
 
     def pod_template(self, name: str) -> dict[str, Any]:
+        """`spec.template` as the API server holds it, for promotion to the primary."""
         return _template_of(self._deployment(name))
 
     def set_pod_template(self, name: str, template: dict[str, Any]) -> None:
@@ -391,13 +398,18 @@ class Cluster:
         namespace: str | None = None,
         missing_ok: bool = False,
     ) -> Iterator[None]:
-        """Turns lightkube and transport errors into ClusterError; `missing_ok` swallows 404."""
+        """Turns lightkube and transport errors into ClusterError.
+
+        `missing_ok` swallows the 404 of a missing object, not that of a missing resource type
+        (Istio not installed), which names no object in its details.
+        """
         where = namespace or self.namespace
         try:
             yield
         except lightkube.ApiError as error:
             code = error.status.code
-            if missing_ok and code == 404:
+            details = error.status.details
+            if missing_ok and code == 404 and details is not None and details.name == name:
                 return
             message = error.status.message or error.status.reason or "request failed"
             raise ClusterError(
@@ -405,8 +417,6 @@ class Cluster:
             ) from None
         except httpx.HTTPStatusError as error:
             code = error.response.status_code
-            if missing_ok and code == 404:
-                return
             raise ClusterError(verb, kind, where, name, "request failed", code=code) from None
         except httpx.TransportError as error:
             message = f"cannot reach the API server: {type(error).__name__}: {error}"
@@ -431,9 +441,18 @@ def _retry_on_conflict(attempt: Callable[[], T]) -> T:
     return attempt()
 
 
+def _wanted_replicas(deployment: Deployment) -> int:
+    """`spec.replicas`, which the API server defaults to 1."""
+    replicas = deployment.spec.replicas if deployment.spec else None
+    return 1 if replicas is None else replicas
+
+
 def _template_of(deployment: Deployment) -> dict[str, Any]:
-    """The pod template as the API sent it: lightkube keeps the unread parts raw, unknown
-    fields included, so a newer cluster's fields survive the copy."""
+    """The pod template as the API server sent it.
+
+    lightkube keeps the parts nobody read as raw JSON, unknown fields included, so fields of a
+    cluster newer than lightkube's models survive the copy.
+    """
     if deployment.spec is None:
         return {}
     template: dict[str, Any] = deployment.spec.template.to_dict()  # type: ignore[no-untyped-call]

@@ -27,7 +27,14 @@ SecretReader = Callable[[str, str], Mapping[str, str]]
 
 
 class PrometheusError(RuntimeError):
-    """Prometheus could not answer the query; the message says why, without credentials."""
+    """Prometheus gave no usable value; the message says why, without credentials.
+
+    `problem` is the message without the address, for callers that name the server themselves.
+    """
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,10 @@ class MetricResult:
     passed: bool
     reason: str | None
     query: str
+
+
+class _QueryError(Exception):
+    """Why a query has no value, before the address is added."""
 
 
 class _BearerAuth(httpx.Auth):
@@ -89,27 +100,13 @@ class PrometheusClient:
         Raises PrometheusError for HTTP errors, timeouts, connection errors, a matrix
         result and anything that is not a Prometheus answer.
         """
-        url = f"{address.rstrip('/')}/api/v1/query"
-        where = self._describe(address)
-        options: dict[str, Any] = {"params": {"query": promql}, "timeout": self.timeout}
-        if headers:
-            options["headers"] = dict(headers)
-        if auth is not None:  # auth=None would also drop the API client's own credentials
-            options["auth"] = auth
         try:
-            response = self._endpoints.request("GET", url, **options)
-        except httpx.HTTPError as error:
+            return self._fetch(address, promql, headers, auth)
+        except _QueryError as failure:
+            problem = str(failure)
             raise PrometheusError(
-                f"prometheus at {where}: {transport_failure(error, self.timeout)}"
+                f"prometheus at {self._describe(address)}: {problem}", problem
             ) from None
-        if response.status_code >= 400:
-            raise PrometheusError(
-                f"prometheus at {where} answered {response.status_code}: {_error_text(response)}"
-            )
-        try:
-            return _value(response.json())
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise PrometheusError(f"prometheus at {where}: {error}") from None
 
     def evaluate(self, metric_query: MetricQuery, namespace: str) -> MetricResult:
         """Checks one metric; a metric without bounds passes whenever it has a value."""
@@ -143,13 +140,37 @@ class PrometheusClient:
             value = self.query(target, AVAILABILITY_QUERY)
         except PrometheusError as error:
             raise PrometheusError(
-                f"Prometheus at {self._describe(target)} is unreachable: {error}"
+                f"Prometheus at {self._describe(target)} is unreachable: {error.problem}"
             ) from None
         if value != 1:
             raise PrometheusError(
                 f"Prometheus at {self._describe(target)} answered {AVAILABILITY_QUERY} "
                 f"with {value}, not 1"
             )
+
+    def _fetch(
+        self,
+        address: str,
+        promql: str,
+        headers: Mapping[str, str] | None,
+        auth: httpx.Auth | None,
+    ) -> float | None:
+        url = f"{address.rstrip('/')}/api/v1/query"
+        options: dict[str, Any] = {"params": {"query": promql}, "timeout": self.timeout}
+        if headers:
+            options["headers"] = dict(headers)
+        if auth is not None:  # auth=None would also drop the API client's own credentials
+            options["auth"] = auth
+        try:
+            response = self._endpoints.request("GET", url, **options)
+        except httpx.HTTPError as error:
+            raise _QueryError(transport_failure(error, self.timeout)) from None
+        if response.status_code >= 400:
+            raise _QueryError(f"answered {response.status_code}: {_error_text(response)}")
+        try:
+            return _value(response.json())
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise _QueryError(str(error)) from None
 
     def _address(self, template: MetricTemplate | None) -> str:
         if template is not None and template.spec.provider.address:
@@ -159,7 +180,11 @@ class PrometheusClient:
     def _access(
         self, template: MetricTemplate | None, namespace: str
     ) -> tuple[dict[str, str], httpx.Auth | None]:
-        """The template's headers (repeated values joined, as HTTP allows) and credentials."""
+        """The template's headers (repeated values joined, as HTTP allows) and credentials.
+
+        Credentials given in Python win over `secretRef`, which is read from the template's
+        namespace with Flagger's keys: `token`, or `username` and `password`.
+        """
         if template is None:
             return {}, None
         provider = template.spec.provider

@@ -201,6 +201,7 @@ class WebhookCaller:
         return status, reason, status == 429 or status >= 500
 
     def _post(self, hook: Webhook, body: Mapping[str, Any], timeout: float) -> httpx.Response:
+        # `describe` returns the bare URL exactly when Endpoints would send it direct.
         if hook.disable_tls and self._endpoints.describe(hook.url) == hook.url:
             return self._insecure_client().post(hook.url, json=body, timeout=timeout)
         return self._endpoints.request("POST", hook.url, json=body, timeout=timeout)

@@ -80,11 +80,21 @@ def route_weights(routes: list[dict[str, Any]], release: ReleaseSpec) -> tuple[i
     canary_host = release.canary_service
     primary_host = release.primary_service
     for route in routes:
+        if _is_sticky(route, release):
+            continue  # cookie holders' 0/100 route; the split is in the route after it
         hosts = {d["destination"]["host"]: d.get("weight", 0) for d in route.get("route", [])}
         if canary_host in hosts and primary_host in hosts:
             mirrored = route.get("mirror", {}).get("host") == canary_host
             return int(hosts[primary_host]), int(hosts[canary_host]), mirrored
     return 100, 0, False
+
+
+def _is_sticky(route: dict[str, Any], release: ReleaseSpec) -> bool:
+    affinity = release.spec.analysis.session_affinity
+    if affinity is None:
+        return False
+    cookies = [(m.get("headers") or {}).get("Cookie") or {} for m in route.get("match") or []]
+    return any(affinity.cookie_name in str(cookie.get("regex", "")) for cookie in cookies)
 
 
 def _route(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ from ..spec import ReleaseSpec
 
 def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
     """The user's Deployment, kept under its own name; a release scales it up and back to zero."""
-    manifest = copy.deepcopy(dict(release.deployment))
+    manifest = _copy(dict(release.deployment))
     manifest.setdefault("metadata", {})["namespace"] = release.namespace
     manifest["metadata"].pop("resourceVersion", None)
     manifest.pop("status", None)
@@ -30,14 +29,14 @@ def primary_deployment(
     label, primary_value = release.selector_label, f"{release.selector_value}-primary"
     metadata = source.get("metadata", {})
     spec: dict[str, Any] = {
-        key: copy.deepcopy(value)
+        key: _copy(value)
         for key, value in source["spec"].items()
         if key in ("strategy", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit")
     }
     if replicas is not None:
         spec["replicas"] = replicas
     spec["selector"] = {"matchLabels": {label: primary_value}}
-    template = copy.deepcopy(dict(pod_template))
+    template = _copy(dict(pod_template))
     template_metadata = template.setdefault("metadata", {})
     template_metadata["labels"] = _relabel(template_metadata.get("labels"), label, primary_value)
     spec["template"] = template
@@ -71,7 +70,7 @@ def services(release: ReleaseSpec) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {
             "type": "ClusterIP",
             "selector": {release.selector_label: selected},
-            "ports": copy.deepcopy(ports),
+            "ports": _copy(ports),
         }
         if service.headless and name != release.service:
             spec["clusterIP"] = "None"
@@ -98,7 +97,7 @@ def primary_autoscaler(release: ReleaseSpec) -> dict[str, Any] | None:
     ref = release.spec.autoscaler_ref
     if ref is None or release.autoscaler is None:
         return None
-    spec = copy.deepcopy(dict(release.autoscaler.get("spec", {})))
+    spec = _copy(dict(release.autoscaler.get("spec", {})))
     spec["scaleTargetRef"] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -137,6 +136,16 @@ def _discovered_ports(release: ReleaseSpec, taken: set[int]) -> list[dict[str, A
                     {"name": name, "port": number, "targetPort": number, "protocol": "TCP"}
                 )
     return ports
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of the dicts and lists only: leaves such as Pulumi Outputs (an image from
+    stack config) are shared, since `copy.deepcopy` refuses to copy an Output."""
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _relabel(labels: Mapping[str, str] | None, label: str, value: str) -> dict[str, str]:

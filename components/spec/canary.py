@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .base import SpecModel
 from .durations import Duration, parse_seconds
@@ -27,6 +27,8 @@ DEFAULT_INTERVAL = "60s"
 DEFAULT_METRIC_INTERVAL = "1m"
 DEFAULT_WEBHOOK_TIMEOUT = "10s"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+# Flagger's Istio installation (kustomize/istio) points -metrics-server here.
+DEFAULT_METRICS_SERVER = "http://prometheus.istio-system:9090"
 
 
 class Strategy(StrEnum):
@@ -255,9 +257,15 @@ class Analysis(SpecModel):
             raise ValueError("no strategy: set stepWeight, stepWeights or iterations")
         if len(chosen) > 1:
             raise ValueError(f"conflicting strategies: {' and '.join(chosen)}; set only one")
-        if self.step_weights is not None:
-            _check_step_weights(self.step_weights)
         return self
+
+    @field_validator("step_weights")
+    @classmethod
+    def _increasing(cls, weights: list[int] | None) -> list[int] | None:
+        # A field validator, so the error's path is `analysis.stepWeights`, not `analysis`.
+        if weights is not None:
+            _check_step_weights(weights)
+        return weights
 
     @property
     def strategy(self) -> Strategy:
@@ -314,6 +322,10 @@ class CanarySpec(SpecModel):
     @property
     def service_name(self) -> str:
         return self.service.name or self.target_ref.name
+
+    @property
+    def metrics_address(self) -> str:
+        return self.metrics_server or DEFAULT_METRICS_SERVER
 
 
 class ObjectMeta(SpecModel):

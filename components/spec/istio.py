@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from .base import SpecModel
 
+_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
 
 class StringMatch(SpecModel):
-    """Istio's StringMatch: exactly one of exact, prefix or regex."""
+    """Istio's StringMatch: exactly one of exact, prefix or regex.
+
+    Flagger's schema also admits `suffix` in A/B header matches, which Istio's v1 StringMatch
+    lacks; it is read as the equivalent anchored RE2 regex, so the VirtualService stays valid.
+    """
 
     exact: str | None = None
     prefix: str | None = None
     regex: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _suffix_as_regex(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("suffix"), str):
+            data = dict(data)
+            suffix = data.pop("suffix")
+            if "regex" not in data:
+                data["regex"] = ".*" + _RE2_SPECIAL.sub(r"\\\1", suffix)
+            else:
+                data["suffix"] = suffix  # both given: let `extra="forbid"` name it
+        return data
 
     @model_validator(mode="after")
     def _one_of(self) -> StringMatch:

@@ -33,9 +33,6 @@ __all__ = [
     "TestBed",
 ]
 
-PROMETHEUS_ADDRESS = "http://prometheus.istio-system:9090"
-LOADTESTER_ADDRESS = "http://flagger-loadtester.default/"
-
 
 def _service(name: str, namespace: str, port: int) -> dict[str, Any]:
     return {

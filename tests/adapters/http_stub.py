@@ -66,7 +66,11 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 pass  # the client gave up (a timeout test)
 
-        do_GET = do_POST = _serve
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
 
         def log_message(self, *_: Any) -> None:
             pass
@@ -80,7 +84,7 @@ def serving() -> Iterator[Stub]:
     recorder = Stub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield recorder

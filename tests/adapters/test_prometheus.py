@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -40,13 +41,19 @@ def prometheus() -> Iterator[PrometheusServer]:
     server.shutdown()
 
 
+@pytest.fixture
+def real(prometheus: PrometheusServer, endpoints: Endpoints) -> PrometheusClient:
+    """A client whose default address is the real Prometheus."""
+    return PrometheusClient(endpoints, prometheus.url)
+
+
 def metric_query(
     query: str,
     bounds: ThresholdRange | None = None,
     template: MetricTemplate | None = None,
     name: str = "request-success-rate",
 ) -> MetricQuery:
-    return MetricQuery(Metric(name=name, threshold_range=bounds), query, template)
+    return MetricQuery(Metric(name=name, threshold_range=bounds, query=query), query, template)
 
 
 def template(address: str, **extra: Any) -> MetricTemplate:
@@ -79,14 +86,13 @@ def client(endpoints: Endpoints, address: str, **options: Any) -> PrometheusClie
     ],
 )
 def test_bounds_are_inclusive_on_real_prometheus(
-    prometheus: PrometheusServer,
-    endpoints: Endpoints,
+    real: PrometheusClient,
     query: str,
     bounds: ThresholdRange,
     value: float,
     passed: bool,
 ) -> None:
-    result = client(endpoints, prometheus.url).evaluate(metric_query(query, bounds), "default")
+    result = real.evaluate(metric_query(query, bounds), "default")
 
     assert (result.value, result.passed) == (value, passed)
     assert result.query == query
@@ -99,12 +105,8 @@ def test_bounds_are_inclusive_on_real_prometheus(
 
 @pytest.mark.testbed
 @pytest.mark.parametrize("query", ["no_such_series_anywhere", "vector(NaN)"])
-def test_no_data_and_nan_fail_as_no_values_found(
-    prometheus: PrometheusServer, endpoints: Endpoints, query: str
-) -> None:
-    result = client(endpoints, prometheus.url).evaluate(
-        metric_query(query, ThresholdRange(min=99)), "default"
-    )
+def test_no_data_and_nan_fail_as_no_values_found(real: PrometheusClient, query: str) -> None:
+    result = real.evaluate(metric_query(query, ThresholdRange(min=99)), "default")
 
     assert not result.passed
     assert result.value is None
@@ -114,12 +116,8 @@ def test_no_data_and_nan_fail_as_no_values_found(
 
 
 @pytest.mark.testbed
-def test_metric_without_bounds_passes_with_any_value(
-    prometheus: PrometheusServer, endpoints: Endpoints
-) -> None:
-    result = client(endpoints, prometheus.url).evaluate(
-        metric_query("vector(-3)", name="custom"), "default"
-    )
+def test_metric_without_bounds_passes_with_any_value(real: PrometheusClient) -> None:
+    result = real.evaluate(metric_query("vector(-3)", name="custom"), "default")
 
     assert result == MetricResult("custom", -3.0, "any value", True, None, "vector(-3)")
 
@@ -135,7 +133,7 @@ def test_matrix_and_bad_promql_are_errors(
     result = prom.evaluate(metric_query("sum(", ThresholdRange(min=1)), "default")
     assert not result.passed
     assert result.reason is not None
-    assert result.reason.startswith(f"prometheus at {prometheus.url} answered 400: bad_data:")
+    assert result.reason.startswith(f"prometheus at {prometheus.url}: answered 400: bad_data:")
 
 
 @pytest.mark.testbed
@@ -143,8 +141,9 @@ def test_check_available(prometheus: PrometheusServer, endpoints: Endpoints) -> 
     client(endpoints, prometheus.url).check_available()
 
     closed = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(PrometheusError, match=f"^Prometheus at {closed} is unreachable: "):
+    with pytest.raises(PrometheusError) as raised:
         client(endpoints, closed).check_available()
+    assert str(raised.value).startswith(f"Prometheus at {closed} is unreachable: ConnectError")
 
 
 def test_template_address_wins_and_keeps_its_path_prefix(stub: Stub, endpoints: Endpoints) -> None:
@@ -167,7 +166,7 @@ def test_http_error_is_a_failed_check_with_status_and_excerpt(
 
     assert not result.passed
     assert result.reason is not None
-    assert result.reason.startswith(f"prometheus at {stub.url} answered 503: service unavailable")
+    assert result.reason.startswith(f"prometheus at {stub.url}: answered 503: service unavailable")
     assert len(result.reason) < 400
 
 
@@ -262,4 +261,18 @@ def test_address_credentials_stay_out_of_reasons(stub: Stub, endpoints: Endpoint
 
     result = client(endpoints, address).evaluate(metric_query("up"), "default")
 
-    assert result.reason == f"prometheus at {stub.url} answered 500: boom"
+    assert result.reason == f"prometheus at {stub.url}: answered 500: boom"
+
+
+def test_answers_that_are_not_prometheus_json_are_errors(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(200, "<html>login</html>", content_type="text/html")
+
+    with pytest.raises(PrometheusError, match=re.escape(f"prometheus at {stub.url}: Expecting")):
+        client(endpoints, stub.url).query(stub.url, "up")
+
+
+def test_check_available_wants_vector_one_to_be_one(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=ONE.replace('"1"]', '"2"]'))
+
+    with pytest.raises(PrometheusError, match=r"answered vector\(1\) with 2\.0, not 1$"):
+        client(endpoints, stub.url).check_available()

@@ -1,0 +1,531 @@
+"""The cluster adapter against the API emulator, through a kubeconfig as a user would pass it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from lightkube.generic_resource import create_namespaced_resource
+
+from components.adapters.cluster import (
+    Cluster,
+    ClusterError,
+    ReadinessState,
+    ReleaseConflict,
+)
+from components.adapters.kube import KubeAccess
+from components.routing import TrafficState, virtual_service
+from components.spec import ReleaseSpec
+from components.testbed import KubeApiEmulator, KubeEmulator
+
+pytestmark = pytest.mark.testbed
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "podinfo"
+NS = "default"
+TOKEN = "testbed-token"
+VS_PATH = f"/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices/podinfo"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+RECORD_PATH = f"/api/v1/namespaces/{NS}/configmaps/podinfo-canary-release"
+PULUMI_MANAGER = "pulumi-kubernetes-1a2b3c"
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: bytes
+
+
+class RecordingApi(KubeApiEmulator):
+    """The test bed's strict emulator, also keeping every request it received."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__(token=token)
+        self.seen: list[Seen] = []
+
+    async def __call__(self, raw: web.BaseRequest) -> web.StreamResponse:
+        content_type = raw.headers.get("Content-Type", "").split(";")[0]
+        self.seen.append(
+            Seen(raw.method, raw.path, dict(raw.query), content_type, await raw.read())
+        )
+        return await super().__call__(raw)
+
+    def writes(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path and s.method in ("PATCH", "PUT", "POST")]
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    emulator = KubeEmulator(token=TOKEN)
+    emulator.api = RecordingApi(token=TOKEN)
+    with emulator:
+        yield emulator
+
+
+@pytest.fixture
+def api(kube: KubeEmulator) -> RecordingApi:
+    assert isinstance(kube.api, RecordingApi)
+    return kube.api
+
+
+def _release(canary_file: str = "canary.yaml") -> ReleaseSpec:
+    return ReleaseSpec.parse(
+        canary=yaml.safe_load((EXAMPLES / canary_file).read_text()),
+        deployment=yaml.safe_load((EXAMPLES / "deployment.yaml").read_text()),
+    )
+
+
+@pytest.fixture
+def release() -> ReleaseSpec:
+    return _release()
+
+
+@pytest.fixture
+def kubeconfig(kube: KubeEmulator, tmp_path: Path) -> Path:
+    return kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
+
+
+@pytest.fixture
+def cluster(kubeconfig: Path, release: ReleaseSpec) -> Iterator[Cluster]:
+    with Cluster(KubeAccess(kubeconfig=kubeconfig.read_text()), release) as cluster:
+        yield cluster
+
+
+def _declare_virtual_service(kube: KubeEmulator, release: ReleaseSpec) -> None:
+    """As the component does through pulumi-kubernetes, with its own field manager."""
+    kube.apply_object(virtual_service(release), field_manager=PULUMI_MANAGER)
+
+
+def _deployment(name: str, replicas: int = 2) -> dict[str, Any]:
+    manifest = yaml.safe_load((EXAMPLES / "deployment.yaml").read_text())
+    manifest["metadata"]["name"] = name
+    manifest["spec"]["replicas"] = replicas
+    return dict(manifest)
+
+
+def _set_status(kube: KubeEmulator, name: str, **status: Any) -> None:
+    response = kube.request(
+        "PATCH",
+        f"{DEPLOYMENTS}/{name}/status",
+        content=json.dumps({"status": status}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    response.raise_for_status()
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (TrafficState(), (100, 0, False)),
+        (TrafficState(canary_weight=10), (90, 10, False)),
+        (TrafficState(canary_weight=50), (50, 50, False)),
+        (TrafficState(canary_weight=100), (0, 100, False)),
+        (TrafficState(mirror=True), (100, 0, True)),
+    ],
+)
+def test_routes_round_trip(
+    kube: KubeEmulator,
+    cluster: Cluster,
+    release: ReleaseSpec,
+    state: TrafficState,
+    expected: tuple[int, int, bool],
+) -> None:
+    _declare_virtual_service(kube, release)
+    cluster.set_routes(state)
+    assert cluster.read_routes() == expected
+
+
+def test_mirror_route_names_the_canary(
+    kube: KubeEmulator, cluster: Cluster, release: ReleaseSpec
+) -> None:
+    _declare_virtual_service(kube, release)
+    cluster.set_routes(TrafficState(mirror=True))
+    stored = kube.get(VS_PATH)
+    assert stored is not None
+    assert stored["spec"]["http"][0]["mirror"] == {"host": "podinfo-canary"}
+    cluster.set_routes(TrafficState(canary_weight=10))
+    stored = kube.get(VS_PATH)
+    assert stored is not None
+    assert "mirror" not in stored["spec"]["http"][0]
+    assert cluster.read_routes() == (90, 10, False)
+
+
+def test_ab_routes_round_trip(kube: KubeEmulator, kubeconfig: Path) -> None:
+    release = _release("canary-ab-testing.yaml")
+    _declare_virtual_service(kube, release)
+    with Cluster(KubeAccess(kubeconfig=kubeconfig.read_text()), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=100))
+        assert cluster.read_routes() == (0, 100, False)
+        stored = kube.get(VS_PATH)
+        assert stored is not None
+        tested, default = stored["spec"]["http"]
+        assert tested["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
+        assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 100}]
+        cluster.set_routes(TrafficState())
+        assert cluster.read_routes() == (100, 0, False)
+
+
+def test_set_routes_is_a_forced_apply_of_http_only(
+    kube: KubeEmulator, api: RecordingApi, cluster: Cluster, release: ReleaseSpec
+) -> None:
+    _declare_virtual_service(kube, release)
+    cluster.set_routes(TrafficState(canary_weight=20))
+
+    (applied,) = [s for s in api.writes(VS_PATH) if s.query.get("fieldManager") == "pulumi-canary"]
+    assert applied.method == "PATCH"
+    assert applied.content_type == "application/apply-patch+yaml"
+    assert applied.query == {"fieldManager": "pulumi-canary", "force": "true"}
+    body = yaml.safe_load(applied.body)
+    assert body == {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {"http": body["spec"]["http"]},
+    }
+
+    stored = kube.get(VS_PATH)
+    assert stored is not None
+    assert stored["spec"]["hosts"] == ["podinfo"]
+    assert stored["spec"]["gateways"] == ["mesh"]
+    owners = {entry["manager"]: entry for entry in stored["metadata"]["managedFields"]}
+    assert owners["pulumi-canary"]["operation"] == "Apply"
+    assert owners["pulumi-canary"]["fieldsV1"] == {"f:spec": {"f:http": {}}}
+    assert "f:hosts" in owners[PULUMI_MANAGER]["fieldsV1"]["f:spec"]
+
+
+def test_missing_virtual_service(api: RecordingApi, cluster: Cluster) -> None:
+    assert cluster.read_routes() == (100, 0, False)
+    with pytest.raises(ClusterError) as raised:
+        cluster.set_routes(TrafficState(canary_weight=10))
+    assert raised.value.code == 404
+    assert "VirtualService default/podinfo" in str(raised.value)
+    assert not api.writes(VS_PATH), "an apply would create a VirtualService without hosts"
+
+
+def test_a_missing_resource_type_is_not_a_missing_object(cluster: Cluster) -> None:
+    """Without Istio's CRDs the API answers 404 too, but that must not read as "at rest"."""
+    gateway = create_namespaced_resource("gateway.example.io", "v1", "Gateway", "gateways")
+    with (
+        pytest.raises(ClusterError, match="could not find the requested resource"),
+        cluster._api("get", "Gateway", "podinfo", missing_ok=True),
+    ):
+        cluster.client.get(gateway, "podinfo", namespace=NS)
+
+
+def test_kubeconfig_from_the_environment(
+    kube: KubeEmulator, kubeconfig: Path, release: ReleaseSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    _declare_virtual_service(kube, release)
+    with Cluster(KubeAccess(), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=30))
+        assert cluster.read_routes() == (70, 30, False)
+
+
+# -- workloads ------------------------------------------------------------------------------
+
+
+def test_scale_is_a_merge_patch_of_replicas(
+    kube: KubeEmulator, api: RecordingApi, cluster: Cluster
+) -> None:
+    kube.create(_deployment("podinfo"))
+    cluster.scale("podinfo", 0)
+    assert cluster.replicas("podinfo") == 0
+    cluster.scale("podinfo", 3)
+    assert cluster.replicas("podinfo") == 3
+
+    first = api.writes(f"{DEPLOYMENTS}/podinfo")[0]
+    assert first.content_type == "application/merge-patch+json"
+    assert json.loads(first.body) == {"spec": {"replicas": 0}}
+    assert first.query == {"fieldManager": "pulumi-canary"}
+
+
+def test_scale_missing_deployment(cluster: Cluster) -> None:
+    with pytest.raises(ClusterError) as raised:
+        cluster.scale("nowhere", 1)
+    assert raised.value.code == 404
+    assert raised.value.verb == "patch"
+    assert str(raised.value).startswith("patch Deployment default/nowhere: ")
+
+
+READY = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+DEADLINE_EXCEEDED = {
+    "type": "Progressing",
+    "status": "False",
+    "reason": "ProgressDeadlineExceeded",
+    "message": 'ReplicaSet "podinfo-5d9" has timed out progressing.',
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "threshold", "expected"),
+    [
+        (READY, 100, (ReadinessState.READY, "2 of 2 replicas ready")),
+        ({**READY, "availableReplicas": 1}, 100, (ReadinessState.PENDING, "1 of 2 replicas ready")),
+        ({**READY, "availableReplicas": 1}, 50, (ReadinessState.READY, "1 of 2 replicas ready")),
+        ({**READY, "updatedReplicas": 1}, 100, (ReadinessState.PENDING, "1 of 2 replicas updated")),
+        ({**READY, "replicas": 3}, 100, (ReadinessState.PENDING, "1 old replicas pending")),
+        ({**READY, "observedGeneration": 0}, 100, (ReadinessState.PENDING, "not yet observed")),
+        ({}, 100, (ReadinessState.PENDING, "0 of 2 replicas ready")),
+        (  # the condition belongs to the previous generation until the controller observes this one
+            {**READY, "observedGeneration": 0, "conditions": [DEADLINE_EXCEEDED]},
+            100,
+            (ReadinessState.PENDING, "generation 1 not yet observed"),
+        ),
+        (
+            {**READY, "availableReplicas": 0, "conditions": [DEADLINE_EXCEEDED]},
+            100,
+            (
+                ReadinessState.FAILED,
+                "progress deadline exceeded: 0 of 2 replicas ready "
+                "(Progressing=False reason=ProgressDeadlineExceeded: "
+                'ReplicaSet "podinfo-5d9" has timed out progressing.)',
+            ),
+        ),
+    ],
+)
+def test_readiness(
+    kube: KubeEmulator,
+    cluster: Cluster,
+    status: dict[str, Any],
+    threshold: int,
+    expected: tuple[ReadinessState, str],
+) -> None:
+    state, message = expected
+    kube.create(_deployment("podinfo"))
+    _set_status(kube, "podinfo", **status)
+    readiness = cluster.readiness("podinfo", threshold, 600, since=time.time())
+    assert readiness.state is state
+    assert message in readiness.message
+
+
+def test_readiness_fails_after_the_deadline(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.create(_deployment("podinfo"))
+    _set_status(kube, "podinfo", observedGeneration=1, replicas=2, updatedReplicas=2)
+    readiness = cluster.readiness("podinfo", 100, 600, since=time.time() - 601)
+    assert readiness.failed
+    assert readiness.message.startswith(
+        "progress deadline exceeded: 0 of 2 replicas ready after 600s"
+    )
+    assert cluster.readiness("podinfo", 100, 600, since=time.time() - 10).state is (
+        ReadinessState.PENDING
+    )
+    assert cluster.readiness("podinfo", 100, 600, since=1000.0, now=1601.0).failed
+
+
+def test_a_deployment_scaled_to_zero_is_not_ready(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.create(_deployment("podinfo", replicas=0))
+    _set_status(kube, "podinfo", observedGeneration=1)
+    readiness = cluster.readiness("podinfo", 100, 600, since=time.time())
+    assert readiness.state is ReadinessState.PENDING
+    assert readiness.message == "scaled to 0 replicas"
+
+
+def test_pod_template_round_trip(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.create(_deployment("podinfo"))
+    primary = _deployment("podinfo-primary")
+    primary["spec"]["template"]["metadata"]["annotations"] = {"old": "yes"}
+    primary["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
+    kube.create(primary)
+
+    template = cluster.pod_template("podinfo")
+    assert template["spec"]["containers"][0]["image"] == "ghcr.io/stefanprodan/podinfo:6.3.0"
+    template["metadata"]["labels"] = {"app": "podinfo-primary"}
+    template["spec"]["containers"][0]["image"] = "ghcr.io/stefanprodan/podinfo:6.3.1"
+    cluster.set_pod_template("podinfo-primary", template)
+
+    assert cluster.pod_template("podinfo-primary") == template
+
+
+def test_set_pod_template_retries_after_a_concurrent_write(
+    kube: KubeEmulator, api: RecordingApi, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube.create(_deployment("podinfo-primary"))
+    template = cluster.pod_template("podinfo-primary")
+    template["spec"]["containers"][0]["image"] = "ghcr.io/stefanprodan/podinfo:6.3.1"
+    read = cluster._deployment
+    raced: list[str] = []
+
+    def read_then_race(name: str) -> Any:
+        deployment = read(name)
+        if not raced:  # another writer lands between this read and the patch
+            raced.append(name)
+            response = kube.request(
+                "PATCH",
+                f"{DEPLOYMENTS}/{name}",
+                content=json.dumps({"spec": {"template": {"metadata": {"labels": {"x": "y"}}}}}),
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            response.raise_for_status()
+        return deployment
+
+    monkeypatch.setattr(cluster, "_deployment", read_then_race)
+    cluster.set_pod_template("podinfo-primary", template)
+
+    assert cluster.pod_template("podinfo-primary") == template
+    ours = [
+        json.loads(s.body)
+        for s in api.writes(f"{DEPLOYMENTS}/podinfo-primary")
+        if s.query.get("fieldManager") == "pulumi-canary"
+    ]
+    assert len(ours) == 2, "the stale patch is answered 409 and recomputed"
+    assert ours[0]["metadata"]["resourceVersion"] != ours[1]["metadata"]["resourceVersion"]
+    assert ours[1]["spec"]["template"]["metadata"]["labels"] == {"x": None}
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def _secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "monitoring"},
+        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+    }
+
+
+def test_read_secret_decodes_data(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}})
+    kube.create(_secret("prom-auth", {"username": b"admin", "password": b"s3cr\xc3\xa9t"}))
+    assert cluster.read_secret("monitoring", "prom-auth") == {
+        "username": "admin",
+        "password": "s3cr\u00e9t",
+    }
+
+
+def test_secret_errors_name_the_secret_not_values(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}})
+    with pytest.raises(ClusterError) as missing:
+        cluster.read_secret("monitoring", "prom-auth")
+    assert missing.value.code == 404
+    assert "get Secret monitoring/prom-auth" in str(missing.value)
+
+    kube.create(_secret("binary", {"key": b"\xff\xfesecret-bytes"}))
+    with pytest.raises(ClusterError) as undecodable:
+        cluster.read_secret("monitoring", "binary")
+    text = str(undecodable.value)
+    assert "Secret monitoring/binary" in text
+    assert "'key'" in text
+    assert "secret-bytes" not in text
+    assert base64.b64encode(b"\xff\xfesecret-bytes").decode() not in text
+
+
+# -- release records ------------------------------------------------------------------------
+
+
+def test_record_lifecycle(kube: KubeEmulator, cluster: Cluster) -> None:
+    assert cluster.load_record() == (None, None)
+
+    first = {"phase": "Progressing", "weight": 10, "failedChecks": 0, "heartbeat": 1.5}
+    version = cluster.save_record(first, None)
+    assert cluster.load_record() == (first, version)
+
+    stored = kube.get(RECORD_PATH)
+    assert stored is not None
+    assert stored["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "pulumi-canary"}
+    assert json.loads(stored["data"]["release.json"]) == first
+
+    second = {**first, "weight": 20}
+    newer = cluster.save_record(second, version)
+    assert newer != version
+    assert cluster.load_record() == (second, newer)
+
+    cluster.delete_record()
+    assert cluster.load_record() == (None, None)
+    cluster.delete_record()
+
+
+def test_a_second_release_cannot_create_the_record(cluster: Cluster) -> None:
+    cluster.save_record({"phase": "Progressing"}, None)
+    with pytest.raises(ReleaseConflict) as raised:
+        cluster.save_record({"phase": "Progressing"}, None)
+    assert "another release of podinfo is running" in str(raised.value)
+    assert raised.value.code == 409
+
+
+def test_a_stale_resource_version_raises_release_conflict(
+    kubeconfig: Path, release: ReleaseSpec
+) -> None:
+    access = KubeAccess(kubeconfig=kubeconfig.read_text())
+    with Cluster(access, release) as ours, Cluster(access, release) as theirs:
+        version = ours.save_record({"phase": "Progressing", "weight": 10}, None)
+        _, seen = theirs.load_record()
+        assert seen == version
+        theirs.save_record({"phase": "Progressing", "weight": 20}, seen)
+        with pytest.raises(ReleaseConflict) as raised:
+            ours.save_record({"phase": "Progressing", "weight": 20}, version)
+        assert "another release of podinfo is running" in str(raised.value)
+        assert ours.load_record()[0] == {"phase": "Progressing", "weight": 20}
+
+
+def test_a_deleted_record_is_a_lost_lock(cluster: Cluster) -> None:
+    version = cluster.save_record({"phase": "Progressing"}, None)
+    cluster.delete_record()
+    with pytest.raises(ReleaseConflict, match="was deleted"):
+        cluster.save_record({"phase": "Progressing"}, version)
+
+
+def test_a_corrupt_record_is_reported(kube: KubeEmulator, cluster: Cluster) -> None:
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "podinfo-canary-release", "namespace": NS},
+            "data": {"release.json": "[1, 2"},
+        }
+    )
+    with pytest.raises(ClusterError, match=r"release\.json is not a JSON object"):
+        cluster.load_record()
+
+
+# -- errors and lifecycle -------------------------------------------------------------------
+
+
+def test_errors_never_carry_credentials(kube: KubeEmulator, tmp_path: Path) -> None:
+    wrong = kube.write_kubeconfig(tmp_path / "wrong", token="wrong-token-value")
+    with (
+        Cluster(KubeAccess(kubeconfig=wrong.read_text()), _release()) as cluster,
+        pytest.raises(ClusterError) as raised,
+    ):
+        cluster.load_record()
+    error = raised.value
+    assert error.code == 401
+    assert error.__cause__ is None and error.__suppress_context__
+    assert "wrong-token-value" not in str(error)
+    assert "wrong-token-value" not in repr(vars(error))
+
+
+def test_unreachable_api_server(tmp_path: Path, release: ReleaseSpec) -> None:
+    with KubeEmulator(token=TOKEN) as kube:
+        config = kube.write_kubeconfig(tmp_path / "gone").read_text()
+    with (
+        Cluster(KubeAccess(kubeconfig=config, timeout_seconds=2), release) as cluster,
+        pytest.raises(ClusterError, match="cannot reach the API server"),
+    ):
+        cluster.read_routes()
+
+
+def test_pickles_as_plain_data(kube: KubeEmulator, cluster: Cluster, release: ReleaseSpec) -> None:
+    _declare_virtual_service(kube, release)
+    fresh = pickle.loads(pickle.dumps(cluster))
+    assert fresh.read_routes() == (100, 0, False)
+    copied = pickle.loads(pickle.dumps(fresh))  # after use: the client is dropped, not pickled
+    assert copied._client is None
+    assert copied.read_routes() == (100, 0, False)
+    fresh.close()
+    copied.close()

@@ -1,0 +1,202 @@
+"""Webhook calls against a recording stub: Flagger's payload, pass/fail rules, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from http_stub import Reply, Stub
+
+from components.adapters.endpoints import Endpoints
+from components.adapters.webhooks import (
+    WebhookCaller,
+    checksum,
+    event_payload,
+    payload,
+    phase_for,
+)
+from components.spec import HookType, Webhook
+
+CHECKSUM = checksum("6d4cf56db6", "podinfo-config=abc")
+
+
+def hook(url: str, **fields: Any) -> Webhook:
+    return Webhook.model_validate({"name": "load-test", "url": url, **fields})
+
+
+def call(caller: WebhookCaller, target: Webhook, phase: str = "Progressing") -> Any:
+    return caller.call(target, name="podinfo", namespace="test", phase=phase, checksum=CHECKSUM)
+
+
+@pytest.fixture
+def caller(endpoints: Endpoints) -> WebhookCaller:
+    return WebhookCaller(endpoints, backoff=0.01)
+
+
+def test_payload_is_flaggers_json() -> None:
+    assert payload("podinfo", "test", "Progressing", "abc", {"cmd": "hey"}) == {
+        "name": "podinfo",
+        "namespace": "test",
+        "phase": "Progressing",
+        "checksum": "abc",
+        "metadata": {"cmd": "hey"},
+    }
+    assert "metadata" not in payload("podinfo", "test", "Progressing", "abc", None)
+
+
+def test_event_payload_adds_message_type_and_ms_timestamp() -> None:
+    body = event_payload(
+        "podinfo",
+        "test",
+        "Failed",
+        "abc",
+        {"team": "a"},
+        message="Rolling back",
+        event_type="Warning",
+        now=1700000000.1234,
+    )
+
+    assert body["phase"] == "Failed"
+    assert body["metadata"] == {
+        "team": "a",
+        "eventMessage": "Rolling back",
+        "eventType": "Warning",
+        "timestamp": "1700000000123",
+    }
+
+
+def test_checksum_is_stable_hex_and_tracks_both_inputs() -> None:
+    assert checksum("abc") == checksum("abc")
+    assert int(checksum("abc"), 16) >= 0
+    assert len({checksum("abc"), checksum("abd"), checksum("abc", "cfg")}) == 3
+
+
+@pytest.mark.parametrize(
+    ("hook_type", "sent"),
+    [
+        (HookType.PRE_ROLLOUT, "Progressing"),
+        (HookType.ROLLOUT, "Progressing"),
+        (HookType.CONFIRM_PROMOTION, "Progressing"),
+        (HookType.CONFIRM_ROLLOUT, "Waiting"),
+        (HookType.POST_ROLLOUT, "Waiting"),
+        (HookType.ROLLBACK, "Waiting"),
+    ],
+)
+def test_phase_for(hook_type: HookType, sent: str) -> None:
+    assert phase_for(hook_type, "Waiting") == sent
+
+
+@pytest.mark.parametrize("status", [200, 202])
+def test_loadtester_cmd_hook_passes_with_payload_sent(
+    stub: Stub, caller: WebhookCaller, status: int
+) -> None:
+    stub.default = Reply(status, "")
+    metadata = {"type": "cmd", "cmd": "hey -z 1m -q 10 http://podinfo-canary.test:9898/"}
+
+    result = call(caller, hook(f"{stub.url}/", metadata=metadata), phase="Failed")
+
+    assert (result.passed, result.status, result.reason, result.attempts) == (True, status, None, 1)
+    assert (result.name, result.type) == ("load-test", HookType.ROLLOUT)
+    assert stub.seen[0].method == "POST"
+    assert stub.seen[0].headers["content-type"] == "application/json"
+    assert stub.seen[0].body == {
+        "name": "podinfo",
+        "namespace": "test",
+        "phase": "Failed",
+        "checksum": CHECKSUM,
+        "metadata": metadata,
+    }
+
+
+@pytest.mark.parametrize(("status", "body"), [(403, "Forbidden"), (500, "hey: command failed")])
+def test_status_above_202_fails_with_the_body(
+    stub: Stub, caller: WebhookCaller, status: int, body: str
+) -> None:
+    stub.default = Reply(status, body)
+
+    result = call(caller, hook(stub.url))
+
+    assert (result.passed, result.status) == (False, status)
+    assert result.reason == f"answered {status}: {body}"
+
+
+def test_long_bodies_are_truncated(stub: Stub, caller: WebhookCaller) -> None:
+    stub.default = Reply(400, "x" * 10_000)
+
+    result = call(caller, hook(stub.url))
+
+    assert result.reason is not None
+    assert result.reason.endswith("...")
+    assert len(result.reason) < 400
+
+
+def test_timeout_fails_with_the_hooks_timeout(stub: Stub, caller: WebhookCaller) -> None:
+    stub.default = Reply(delay=1.5)
+
+    result = call(caller, hook(stub.url, timeout="1s"))
+
+    assert (result.passed, result.status) == (False, None)
+    assert result.reason == "timed out after 1s"
+    assert 1.0 <= result.elapsed < 1.5
+
+
+def test_server_errors_are_retried_until_one_passes(stub: Stub, caller: WebhookCaller) -> None:
+    stub.queued = [Reply(503, "busy"), Reply(502, "busy")]
+
+    result = call(caller, hook(stub.url, retries=3))
+
+    assert (result.passed, result.attempts, len(stub.seen)) == (True, 3, 3)
+
+
+def test_retries_run_out_with_the_last_reason(stub: Stub, caller: WebhookCaller) -> None:
+    stub.default = Reply(500, "still broken")
+
+    result = call(caller, hook(stub.url, retries=2))
+
+    assert (result.passed, result.attempts, result.reason) == (
+        False,
+        3,
+        "answered 500: still broken",
+    )
+
+
+def test_a_closed_gate_is_not_retried(stub: Stub, caller: WebhookCaller) -> None:
+    stub.default = Reply(403, "gate closed")
+
+    result = call(caller, hook(stub.url, retries=3, type="confirm-promotion"))
+
+    assert (result.passed, result.attempts, result.type) == (
+        False,
+        1,
+        HookType.CONFIRM_PROMOTION,
+    )
+
+
+def test_connection_refused_fails_with_reason(caller: WebhookCaller) -> None:
+    result = call(caller, hook("http://127.0.0.1:1/"))
+
+    assert not result.passed
+    assert result.reason is not None
+    assert result.reason.startswith("ConnectError")
+
+
+def test_disable_tls_direct_url_still_posts(stub: Stub, caller: WebhookCaller) -> None:
+    with caller:
+        result = call(caller, hook(stub.url, disableTLS=True))
+
+    assert result.passed
+    assert len(stub.seen) == 1
+
+
+def test_call_all_stops_at_the_first_failure(stub: Stub, caller: WebhookCaller) -> None:
+    stub.queued = [Reply(200), Reply(403, "halt")]
+    hooks = [
+        hook(f"{stub.url}/{index}").model_copy(update={"name": f"h{index}"}) for index in range(3)
+    ]
+
+    results = caller.call_all(
+        hooks, name="podinfo", namespace="test", phase="Progressing", checksum=CHECKSUM
+    )
+
+    assert [(r.name, r.passed) for r in results] == [("h0", True), ("h1", False)]
+    assert [seen.path for seen in stub.seen] == ["/0", "/1"]
