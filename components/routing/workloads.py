@@ -10,7 +10,7 @@ from ..spec import ReleaseSpec
 
 def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
     """The user's Deployment, kept under its own name; a release scales it up and back to zero."""
-    manifest = _copy(dict(release.deployment))
+    manifest: dict[str, Any] = _copy(dict(release.deployment))
     manifest.setdefault("metadata", {})["namespace"] = release.namespace
     manifest["metadata"].pop("resourceVersion", None)
     manifest.pop("status", None)

@@ -165,6 +165,9 @@ def test_plan_describes_steps_and_worst_case() -> None:
     assert release_plan.worst_case_seconds == (5 + 5 - 1) * 60
 
 
+GATE_HOOKS = ["confirm-traffic-increase", "confirm-promotion", "rollback"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     step=st.integers(1, 100),
@@ -172,9 +175,9 @@ def test_plan_describes_steps_and_worst_case() -> None:
     threshold=st.integers(1, 5),
     outcomes=st.lists(st.booleans(), min_size=1, max_size=60),
     hook_outcomes=st.lists(st.booleans(), min_size=1, max_size=60),
-    gate_hooks=st.sets(st.sampled_from(["confirm-traffic-increase", "confirm-promotion", "rollback"])),
+    gate_hooks=st.sets(st.sampled_from(GATE_HOOKS)),
 )
-def test_invariants_over_random_outcomes(
+def test_invariants_over_random_outcomes(  # noqa: PLR0917 (one argument per hypothesis strategy)
     step: int,
     max_weight: int,
     threshold: int,

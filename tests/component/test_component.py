@@ -48,7 +48,11 @@ def test_tutorial_canary_declares_flaggers_objects(mocks: EchoMocks) -> None:
 
     def check(_: Any) -> None:
         kinds = by_kind(mocks)
-        names = {kind: sorted(r.inputs["metadata"]["name"] for r in rs) for kind, rs in kinds.items() if kind != "CanaryDeployment"}
+        names = {
+            kind: sorted(r.inputs["metadata"]["name"] for r in rs)
+            for kind, rs in kinds.items()
+            if kind != "CanaryDeployment"
+        }
         assert names["Deployment"] == ["podinfo", "podinfo-primary"]
         assert names["Service"] == ["podinfo", "podinfo-canary", "podinfo-primary"]
         assert names["DestinationRule"] == ["podinfo-canary", "podinfo-primary"]
@@ -64,5 +68,7 @@ def test_bad_input_declares_nothing(mocks: EchoMocks) -> None:
     canary = load_yaml("canary.yaml")
     canary["spec"]["analysis"]["stepWeight"] = 150
     with pytest.raises(SpecError, match=r"spec\.analysis\.stepWeight"):
-        CanaryDeployment.from_flagger("podinfo", canary=canary, deployment=load_yaml("deployment.yaml"))
+        CanaryDeployment.from_flagger(
+            "podinfo", canary=canary, deployment=load_yaml("deployment.yaml")
+        )
     assert mocks.resources == []

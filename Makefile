@@ -1,0 +1,20 @@
+# `make rehearse` and `make test` each install what they need first (scripts/setup.sh).
+.PHONY: setup rehearse test lint
+
+setup:
+	./scripts/setup.sh
+
+rehearse: setup
+	venv/bin/python -m components.rehearse \
+		--canary examples/podinfo/canary.yaml \
+		--deployment examples/podinfo/deployment.yaml \
+		--interval 2s --report rehearsal-report.json
+
+test: setup
+	venv/bin/ruff check .
+	venv/bin/ruff format --check .
+	venv/bin/mypy components policies
+	venv/bin/pytest -q
+
+lint: setup
+	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies

@@ -1,0 +1,33 @@
+"""The tutorial's podinfo canary, released by `pulumi up`.
+
+`pulumi config set image ghcr.io/stefanprodan/podinfo:6.3.1 && pulumi up` is this project's
+`kubectl set image`: the component declares the canary, and the release follows.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from components import CanaryDeployment
+
+EXAMPLE = Path(__file__).parent / "examples" / "podinfo"
+
+
+def manifest(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLE / name).read_text())
+    return loaded
+
+
+config = pulumi.Config()
+deployment = manifest("deployment.yaml")
+image = config.get("image")
+if image:
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+podinfo = CanaryDeployment.from_flagger(
+    "podinfo", canary=manifest("canary.yaml"), deployment=deployment
+)
+pulumi.export("primary", podinfo.release.primary)
+pulumi.export("strategy", str(podinfo.release.spec.analysis.strategy))
