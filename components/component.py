@@ -17,7 +17,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import routing
+from .provider.rollout import GateOptions, ReleaseInputs, Rollout, RolloutFinaliser
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
+from .spec.base import SpecModel
 
 TYPE_TOKEN = "canary:index:CanaryDeployment"
 # Fields a running release writes; Pulumi must not fight over them (see the module docstring).
@@ -39,6 +41,8 @@ class CanaryDeploymentArgs:
     alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = field(default_factory=list)
     autoscaler: Mapping[str, Any] | None = None
     """The HPA named by `autoscalerRef`: the component declares it and `<hpa>-primary`."""
+    gate: GateOptions = field(default_factory=GateOptions)
+    """How `pulumi up` runs the release: credentials, deadline, interval, retries."""
 
 
 class CanaryDeployment(pulumi.ComponentResource):
@@ -53,6 +57,8 @@ class CanaryDeployment(pulumi.ComponentResource):
     virtual_service: k8s.apiextensions.CustomResource
     autoscalers: list[k8s.autoscaling.v2.HorizontalPodAutoscaler]
     metric_templates: list[k8s.core.v1.ConfigMap]
+    rollout: Rollout
+    finaliser: RolloutFinaliser
 
     def __init__(
         self, name: str, args: CanaryDeploymentArgs, opts: pulumi.ResourceOptions | None = None
@@ -76,11 +82,39 @@ class CanaryDeployment(pulumi.ComponentResource):
                 child, pulumi.ResourceOptions(ignore_changes=RELEASE_OWNED_REPLICAS)
             ),
         )
-        replicas = None if release.autoscaler else release.deployment["spec"].get("replicas", 1)
-        self.primary_deployment = _deployment(
-            f"{name}-primary",
-            routing.primary_deployment(release, release.deployment["spec"]["template"], replicas),
+        self.metric_templates = [
+            _metric_template(name, release, template, child)
+            for template in release.metric_templates
+        ]
+        inputs = ReleaseInputs(
+            canary=_manifest(args.canary),
+            deployment=args.deployment,
+            metric_templates=[_manifest(template) for template in args.metric_templates],
+            alert_providers=[_manifest(provider) for provider in args.alert_providers],
+            autoscaler=args.autoscaler,
+        )
+        # The gate runs once the canary runs the new template; its output is the template the
+        # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
+        self.rollout = Rollout(
+            f"{name}-rollout",
+            inputs,
+            args.gate,
             pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.canary_deployment, *self.metric_templates]),
+            ),
+        )
+        replicas = None if release.autoscaler else release.deployment["spec"].get("replicas", 1)
+        at_rest = routing.primary_deployment(
+            release, release.deployment["spec"]["template"], replicas
+        )
+        self.primary_deployment = k8s.apps.v1.Deployment(
+            f"{name}-primary",
+            metadata=at_rest["metadata"],
+            spec=self.rollout.pod_template.apply(
+                lambda template: routing.primary_deployment(release, template, replicas)["spec"]
+            ),
+            opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
                     ignore_changes=RELEASE_OWNED_REPLICAS if release.autoscaler else None
@@ -115,10 +149,18 @@ class CanaryDeployment(pulumi.ComponentResource):
             ),
         )
         self.autoscalers = _autoscalers(name, release, child)
-        self.metric_templates = [
-            _metric_template(name, release, template, child)
-            for template in release.metric_templates
-        ]
+        self.finaliser = RolloutFinaliser(
+            f"{name}-finaliser",
+            inputs,
+            args.gate,
+            revision=self.rollout.revision,
+            phase=self.rollout.phase,
+            primary=self.primary_deployment.id,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.virtual_service, *self.autoscalers]),
+            ),
+        )
         self.register_outputs(
             {
                 "primary": release.primary,
@@ -126,6 +168,8 @@ class CanaryDeployment(pulumi.ComponentResource):
                 "service": release.service,
                 "namespace": release.namespace,
                 "strategy": str(release.spec.analysis.strategy),
+                "revision": self.rollout.revision,
+                "plan": self.rollout.plan,
             }
         )
 
@@ -139,6 +183,7 @@ class CanaryDeployment(pulumi.ComponentResource):
         metric_templates: Sequence[Mapping[str, Any]] = (),
         alert_providers: Sequence[Mapping[str, Any]] = (),
         autoscaler: Mapping[str, Any] | None = None,
+        gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> CanaryDeployment:
         """A Flagger user's YAML, unchanged: `yaml.safe_load` each manifest and pass it here."""
@@ -148,8 +193,14 @@ class CanaryDeployment(pulumi.ComponentResource):
             metric_templates=list(metric_templates),
             alert_providers=list(alert_providers),
             autoscaler=autoscaler,
+            gate=gate or GateOptions(),
         )
         return cls(name, args, opts)
+
+
+def _manifest(value: Mapping[str, Any] | SpecModel) -> Mapping[str, Any]:
+    """A manifest for the gate's inputs: as given, or a model back in its YAML shape."""
+    return value.to_manifest(reveal_secrets=True) if isinstance(value, SpecModel) else value
 
 
 def _deployment(

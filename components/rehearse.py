@@ -9,7 +9,6 @@ the same scheduler `pulumi up` runs. Exit status: 0 when the rehearsal reached a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -19,17 +18,14 @@ from typing import Any
 
 import yaml
 
-from .adapters.alerts import Notifier
 from .adapters.cluster import Cluster
-from .adapters.endpoints import Endpoints
 from .adapters.kube import KubeAccess
-from .adapters.prometheus import PrometheusClient
-from .adapters.webhooks import WebhookCaller
 from .routing import (
     canary_deployment,
     destination_rules,
     primary_deployment,
     services,
+    template_revision,
     virtual_service,
 )
 from .scheduler import Adapters, ReleaseReport, Scheduler
@@ -85,27 +81,17 @@ def rehearse(
         bed.mesh.direct_rps.update(_direct_traffic(release))
         _declare(bed, release)
         access = KubeAccess(kubeconfig=bed.kubeconfig.read_text())
-        with Cluster(access, release) as cluster, Endpoints(access.http, release.namespace) as ep:
-            adapters = Adapters(
-                cluster=cluster,
-                prometheus=PrometheusClient(
-                    ep,
-                    release.spec.metrics_address,
-                    secrets=cluster.read_secret,
-                ),
-                webhooks=WebhookCaller(ep),
-                notifier=Notifier(ep, secrets=cluster.read_secret),
-            )
+        with Adapters.connect(access, release) as adapters:
             scheduler = Scheduler(
                 release,
                 adapters,
-                revision=_revision(release),
+                revision=template_revision(release.deployment["spec"]["template"]),
                 interval=interval,
                 deadline_seconds=deadline_seconds,
             )
             report = scheduler.analyse()
             if report.outcome == "promoted":
-                _promote(cluster, release, scheduler.interval)
+                _promote(adapters.cluster, release, scheduler.interval)
                 scheduler.finalise()
             return report
     finally:
@@ -159,11 +145,6 @@ def _direct_traffic(release: ReleaseSpec) -> dict[str, float]:
     if release.spec.analysis.strategy is Strategy.BLUEGREEN:
         return {release.canary_service: DIRECT_RPS}
     return {}
-
-
-def _revision(release: ReleaseSpec) -> str:
-    template = json.dumps(release.deployment["spec"]["template"], sort_keys=True)
-    return hashlib.sha256(template.encode()).hexdigest()[:16]
 
 
 def _load(args: argparse.Namespace) -> ReleaseSpec:

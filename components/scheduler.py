@@ -6,13 +6,18 @@ exercises the very code path `pulumi up` runs, against a real Prometheus.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .adapters.alerts import AlertMessage, Notifier, Severity
 from .adapters.cluster import Cluster, ReleaseConflict
+from .adapters.endpoints import Endpoints
+from .adapters.kube import KubeAccess
 from .adapters.prometheus import MetricResult, PrometheusClient
 from .adapters.webhooks import WebhookCaller, checksum, phase_for
 from .analysis import CheckResult, Decision, Gate, GateKind, Phase, Release, advance, begin, gates
@@ -33,6 +38,45 @@ class Adapters:
     prometheus: PrometheusClient
     webhooks: WebhookCaller
     notifier: Notifier
+
+    @classmethod
+    @contextlib.contextmanager
+    def connect(cls, access: KubeAccess, release: ReleaseSpec) -> Iterator[Adapters]:
+        """Every client of one release, all closed when the release is done with them."""
+        with (
+            Cluster(access, release) as cluster,
+            Endpoints(access.http, release.namespace) as endpoints,
+            WebhookCaller(endpoints) as webhooks,
+        ):
+            yield cls(
+                cluster=cluster,
+                prometheus=PrometheusClient(
+                    endpoints, release.spec.metrics_address, secrets=cluster.read_secret
+                ),
+                webhooks=webhooks,
+                notifier=Notifier(endpoints, secrets=cluster.read_secret),
+            )
+
+
+def this_process() -> dict[str, Any]:
+    """Who drives a release, so the next run can tell a dead owner from a live one."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def owner_is_dead(owner: Any) -> bool:
+    """True only when the owner ran on this host and its process is gone: Ctrl-C, a kill."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def print_progress(line: str) -> None:
@@ -88,7 +132,7 @@ class Scheduler:
         self.interval = (
             parse_seconds(interval) if interval else release.spec.analysis.interval_seconds
         )
-        self.plan = plan(release.spec.analysis)
+        self.plan = plan(release.spec.analysis, self.interval)
         self.deadline_seconds = deadline_seconds or self.default_deadline()
         self.progress = progress
         self.clock = clock
@@ -134,6 +178,10 @@ class Scheduler:
     def finalise(self, succeeded_at: str = "Succeeded") -> None:
         """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert."""
         analysis = self.release.spec.analysis
+        if self._record_version is None:  # finalising a release another process analysed
+            _, self._record_version = self.io.cluster.load_record()
+            _, canary_weight, mirror = self.io.cluster.read_routes()
+            self._traffic = TrafficState(canary_weight, mirror)
         weights = finalising_weights(analysis, self._traffic.canary_weight)
         for index, weight in enumerate(weights):
             if index:
@@ -256,13 +304,16 @@ class Scheduler:
             Phase.PROMOTING,
         ):
             age = self.clock() - float(record.get("heartbeat", 0))
-            if age < STALE_HEARTBEATS * max(self.interval, 10.0):
+            stale_after = STALE_HEARTBEATS * max(self.interval, 10.0)
+            if age < stale_after and not owner_is_dead(record.get("owner")):
                 raise ReleaseConflict(
                     "take over",
                     "ConfigMap",
                     self.release.namespace,
                     self.io.cluster.record_name,
-                    f"another release of {self.release.name} is running (heartbeat {age:.0f}s ago)",
+                    f"another release of {self.release.name} is running (heartbeat {age:.0f}s "
+                    f"ago, owner {record.get('owner')}); it counts as interrupted once its "
+                    f"heartbeat is {stale_after:.0f}s old",
                 )
             self.progress(
                 f"{self.release.name}: an interrupted release was found at canary weight "
@@ -314,7 +365,12 @@ class Scheduler:
             self.progress(f"{self.release.name}: alert not delivered: {warning}")
 
     def _save(self, fields: dict[str, Any]) -> None:
-        record = {"revision": self.revision, "heartbeat": self.clock(), **fields}
+        record = {
+            "revision": self.revision,
+            "heartbeat": self.clock(),
+            "owner": this_process(),
+            **fields,
+        }
         self._record_version = self.io.cluster.save_record(record, self._record_version)
 
     def _metrics_line(self, result: CheckResult) -> str:

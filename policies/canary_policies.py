@@ -654,7 +654,7 @@ APEX_HOST = _policy(
 def _check_single_writer(args: StackValidationArgs, report: ReportViolation) -> None:
     """Two writers of one Deployment undo each other: the component scales and rewrites the canary
     Deployment during a release, so nothing else may declare it."""
-    writers: dict[tuple[str, str], list[str]] = {}
+    writers: dict[tuple[str, str], set[str]] = {}
     for resource in args.resources:
         if resource.resource_type == ROLLOUT_TYPE:
             manifest = _mapping(resource.props.get("canary"))
@@ -662,10 +662,10 @@ def _check_single_writer(args: StackValidationArgs, report: ReportViolation) -> 
             namespace, name = _metadata(manifest)
             if target:
                 claim = f"the canary {name or resource.name} targets it"
-                writers.setdefault((namespace, str(target)), []).append(claim)
+                writers.setdefault((namespace, str(target)), set()).add(claim)
         elif resource.resource_type == DEPLOYMENT_TYPE and _in_component(resource):
             claim = f"the component declares it as {resource.name}"
-            writers.setdefault(_metadata(resource.props), []).append(claim)
+            writers.setdefault(_metadata(resource.props), set()).add(claim)
     for resource in args.resources:
         if resource.resource_type != DEPLOYMENT_TYPE or _in_component(resource):
             continue

@@ -19,7 +19,6 @@ from components.spec import MetricQuery, MetricTemplate
 from .endpoints import Endpoints
 from .webhooks import excerpt, transport_failure
 
-DEFAULT_ADDRESS = "http://prometheus:9090"
 AVAILABILITY_QUERY = "vector(1)"
 
 SecretReader = Callable[[str, str], Mapping[str, str]]
@@ -79,7 +78,7 @@ class PrometheusClient:
     def __init__(
         self,
         endpoints: Endpoints,
-        default_address: str = DEFAULT_ADDRESS,
+        default_address: str,
         timeout: float = 5.0,
         secrets: SecretReader | None = None,
     ) -> None:

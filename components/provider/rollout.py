@@ -8,31 +8,30 @@ nothing on import. `check` and `diff` run at preview and must stay pure: no netw
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
 from pulumi.output import Unknown
 
-from ..adapters.alerts import Notifier
-from ..adapters.cluster import Cluster
-from ..adapters.endpoints import Endpoints
 from ..adapters.kube import KubeAccess
-from ..adapters.prometheus import DEFAULT_ADDRESS, PrometheusClient
-from ..adapters.webhooks import WebhookCaller
 from ..analysis.engine import Phase
-from ..analysis.plan import plan
+from ..analysis.plan import images_of, plan, review
+from ..routing import integral, template_revision
 from ..scheduler import Adapters, Scheduler
 from ..spec import ReleaseSpec, SpecError, parse_seconds
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
 SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler")
 # Every input the provider reads; `__provider` is the engine's and never compared.
+# `podTemplate` in: the template to release; out: the template released (promoted).
 INPUT_KEYS = (
     *SPEC_KEYS,
+    "podTemplate",
     "kubeconfig",
     "context",
     "deadlineSeconds",
@@ -41,7 +40,7 @@ INPUT_KEYS = (
 )
 # Outputs a Rollout adds to its inputs. None of them is derived from `kubeconfig`: the engine
 # re-marks as secret only outputs whose key matches a secret input.
-OUTPUT_KEYS = ("podTemplate", "revision", "phase", "plan")
+OUTPUT_KEYS = ("revision", "phase", "plan")
 
 
 class RolloutFailed(Exception):  # noqa: N818 (reads as a sentence in `pulumi up` output)
@@ -62,48 +61,27 @@ def has_unknown(value: Any) -> bool:
     return False
 
 
-def plain(value: Any) -> Any:
-    """Integral floats back to ints, recursively.
-
-    The engine turns every number into a float (replicas 2 arrives as 2.0); without this the
-    models would see floats and the same template would hash differently at create and diff.
-    """
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
-
-
 def pod_template(props: Mapping[str, Any]) -> Any:
-    """`deployment.spec.template`, possibly Unknown; {} when absent."""
-    deployment = props.get("deployment")
-    if isinstance(deployment, Unknown):
-        return deployment
-    spec = (deployment or {}).get("spec") if isinstance(deployment, Mapping) else None
-    if isinstance(spec, Unknown):
-        return spec
-    template = (spec or {}).get("template") if isinstance(spec, Mapping) else None
+    """The `podTemplate` input (possibly Unknown at preview); {} when absent."""
+    template = props.get("podTemplate")
     return {} if template is None else template
-
-
-def revision_of(template: Any) -> str:
-    """A stable hash of the pod template: sha256 of its canonical JSON, first 16 hex digits."""
-    text = json.dumps(plain(template), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def release_of(props: Mapping[str, Any]) -> ReleaseSpec:
     """The validated release; raises SpecError naming every bad field."""
     return ReleaseSpec.parse(
-        canary=plain(props.get("canary") or {}),
-        deployment=plain(props.get("deployment") or {}),
-        metric_templates=plain(props.get("metricTemplates") or []),
-        alert_providers=plain(props.get("alertProviders") or []),
-        autoscaler=plain(props["autoscaler"]) if props.get("autoscaler") else None,
+        canary=integral(props.get("canary") or {}),
+        deployment=integral(props.get("deployment") or {}),
+        metric_templates=integral(props.get("metricTemplates") or []),
+        alert_providers=integral(props.get("alertProviders") or []),
+        autoscaler=integral(props["autoscaler"]) if props.get("autoscaler") else None,
     )
+
+
+def interval_of(props: Mapping[str, Any]) -> float | None:
+    """The `interval` override in seconds, None when the analysis interval applies."""
+    interval = props.get("interval")
+    return parse_seconds(interval) if interval else None
 
 
 def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
@@ -115,7 +93,9 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
         and not isinstance(deadline, Unknown)
         and (isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0)
     ):
-        failures.append(dyn.CheckFailure("deadlineSeconds", "must be a positive number"))
+        failures.append(
+            dyn.CheckFailure("deadlineSeconds", f"must be a positive number, not {deadline!r}")
+        )
     interval = props.get("interval")
     if interval is not None and not isinstance(interval, Unknown):
         try:
@@ -124,31 +104,39 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
             failures.append(dyn.CheckFailure("interval", f"not a duration: {error}"))
     retry = props.get("retryFailed")
     if retry is not None and not isinstance(retry, (bool, Unknown)):
-        failures.append(dyn.CheckFailure("retryFailed", "must be true or false"))
+        failures.append(dyn.CheckFailure("retryFailed", f"must be true or false, not {retry!r}"))
     for key in ("kubeconfig", "context"):
         value = props.get(key)
         if value is not None and not isinstance(value, (str, Unknown)):
             # Never echo the value: kubeconfig is a secret.
             failures.append(dyn.CheckFailure(key, "must be a string"))
+    template = props.get("podTemplate")
+    if template is not None and not isinstance(template, (Mapping, Unknown)):
+        failures.append(dyn.CheckFailure("podTemplate", "must be a pod template object"))
     return failures
 
 
 def outputs(props: Mapping[str, Any], *, phase: str, revision: str | None = None) -> dict[str, Any]:
-    """The inputs (kubeconfig under its own key only) plus the promoted template and plan."""
-    template = plain(pod_template(props))
+    """The inputs (kubeconfig under its own key only) plus the revision, phase and plan."""
+    template = integral(pod_template(props))
     outs = {key: props.get(key) for key in INPUT_KEYS}
     outs["retryFailed"] = bool(props.get("retryFailed") or False)
     outs.update(
         podTemplate=template,
-        revision=revision or revision_of(template),
+        revision=revision or template_revision(template),
         phase=phase,
-        plan=plan(release_of(props).spec.analysis).describe(),
+        plan=plan(release_of(props).spec.analysis, interval_of(props)).describe(),
     )
     return outs
 
 
 def record_id(release: ReleaseSpec) -> str:
     return f"{release.namespace}/{release.name}"
+
+
+def say(line: str) -> None:
+    """One line of `pulumi preview`/`up` output: the engine forwards the plugin's stdout."""
+    print(line, file=sys.stdout, flush=True)
 
 
 # -- I/O, built per call ------------------------------------------------------------------------
@@ -158,28 +146,11 @@ def access_of(props: Mapping[str, Any]) -> KubeAccess:
     return KubeAccess(kubeconfig=props.get("kubeconfig") or None, context=props.get("context"))
 
 
-def _adapters(access: KubeAccess, release: ReleaseSpec) -> Adapters:
-    """Every client a release needs. The one seam tests replace (monkeypatch this name)."""
-    cluster = Cluster(access, release)
-    endpoints = Endpoints(api=access.http, default_namespace=release.namespace)
-    return Adapters(
-        cluster=cluster,
-        prometheus=PrometheusClient(
-            endpoints,
-            release.spec.metrics_server or DEFAULT_ADDRESS,
-            secrets=cluster.read_secret,
-        ),
-        webhooks=WebhookCaller(endpoints),
-        notifier=Notifier(endpoints, cluster.read_secret),
-    )
-
-
-def _close(adapters: Adapters) -> None:
-    """Best effort: `Adapters` exposes no close of its own (the Endpoints' clients leak to GC)."""
-    for part in (adapters.cluster, adapters.webhooks):
-        close = getattr(part, "close", None)
-        if callable(close):
-            close()
+@contextlib.contextmanager
+def _connect(props: Mapping[str, Any], release: ReleaseSpec) -> Iterator[Adapters]:
+    """Every client a release needs, closed after. The one seam tests replace."""
+    with Adapters.connect(access_of(props), release) as adapters:
+        yield adapters
 
 
 def _scheduler(release: ReleaseSpec, adapters: Adapters, props: Mapping[str, Any]) -> Scheduler:
@@ -187,18 +158,18 @@ def _scheduler(release: ReleaseSpec, adapters: Adapters, props: Mapping[str, Any
     return Scheduler(
         release,
         adapters,
-        revision=revision_of(pod_template(props)),
+        revision=template_revision(pod_template(props)),
         interval=props.get("interval") or None,
         deadline_seconds=float(deadline) if deadline else None,
     )
 
 
-def _mark_failed(cluster: Cluster, revision: str, reason: str) -> None:
+def _mark_failed(adapters: Adapters, revision: str, reason: str) -> None:
     """Makes sure the record says Failed, for this revision, with the reason a rerun reports."""
-    record, version = cluster.load_record()
+    record, version = adapters.cluster.load_record()
     wanted = {**(record or {}), "phase": str(Phase.FAILED), "revision": revision, "reason": reason}
     if record != wanted:
-        cluster.save_record(wanted, version)
+        adapters.cluster.save_record(wanted, version)
 
 
 # -- the providers --------------------------------------------------------------------------
@@ -210,25 +181,40 @@ class RolloutProvider(dyn.ResourceProvider):
     No fields: the instance is pickled into state, and clients (with credentials) must not be.
     """
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         """Validates the spec without the network; parts unknown at preview are skipped."""
         failures = _option_problems(news)
         if not any(has_unknown(news.get(key)) for key in SPEC_KEYS):
             try:
-                release_of(news)
+                release = release_of(news)
             except SpecError as error:
                 failures += [dyn.CheckFailure(p.path, str(p)) for p in error.problems]
+            else:
+                template = pod_template(news)
+                if not olds and not failures and not has_unknown(template):
+                    say(review(release.name, release.spec.analysis, None, integral(template)))
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        """A new pod template is a release; any other input change only rewrites state."""
+        """A new pod template is a release, reviewed in one line; other inputs rewrite state."""
         template = pod_template(news)
         if has_unknown(template):
             return dyn.DiffResult(changes=True, replaces=[])
-        if revision_of(template) != olds.get("revision"):
+        if template_revision(template) != olds.get("revision"):
+            if not any(has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval")):
+                release = release_of(news)
+                say(
+                    review(
+                        release.name,
+                        release.spec.analysis,
+                        integral(pod_template(olds)),
+                        integral(template),
+                        interval_of(news),
+                    )
+                )
             return dyn.DiffResult(changes=True, replaces=[])
         changed = any(
-            has_unknown(news.get(key)) or plain(news.get(key)) != plain(olds.get(key))
+            has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
             for key in INPUT_KEYS
             if key != "retryFailed"
         ) or bool(news.get("retryFailed")) != bool(olds.get("retryFailed"))
@@ -237,29 +223,26 @@ class RolloutProvider(dyn.ResourceProvider):
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """The initial release promotes without analysis, as Flagger initialises."""
         release = release_of(props)
-        revision = revision_of(pod_template(props))
-        adapters = _adapters(access_of(props), release)
-        try:
+        revision = template_revision(pod_template(props))
+        with _connect(props, release) as adapters:
             _, version = adapters.cluster.load_record()
             adapters.cluster.save_record(
                 {"phase": str(Phase.SUCCEEDED), "revision": revision, "reason": None}, version
             )
-        finally:
-            _close(adapters)
-        print(f"{release.name}: initial release {revision} promoted without analysis", flush=True)
+        say(f"{release.name}: initial release {revision} promoted without analysis")
         return dyn.CreateResult(
             record_id(release), outputs(props, phase=str(Phase.SUCCEEDED), revision=revision)
         )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         """Runs the analysis of a new template; raises, with the reason, when it fails."""
-        revision = revision_of(pod_template(news))
+        revision = template_revision(pod_template(news))
         if revision == olds.get("revision"):
             phase = str(olds.get("phase") or Phase.SUCCEEDED)
             return dyn.UpdateResult(outputs(news, phase=phase, revision=revision))
         release = release_of(news)
-        adapters = _adapters(access_of(news), release)
-        try:
+        what = f"{release.name}: release of {images_of(pod_template(news))} ({revision})"
+        with _connect(news, release) as adapters:
             record, _ = adapters.cluster.load_record()
             if (
                 record
@@ -268,42 +251,42 @@ class RolloutProvider(dyn.ResourceProvider):
                 and not news.get("retryFailed")
             ):
                 raise RolloutFailed(
-                    f"release of {revision} already failed: {record.get('reason')}; "
-                    "set retryFailed to try again"
+                    f"{what} already failed: {record.get('reason')}; "
+                    "set retryFailed to analyse it again"
                 )
             report = _scheduler(release, adapters, news).analyse()
             if report.outcome != "promoted":
                 reason = report.reason or "the analysis failed"
-                _mark_failed(adapters.cluster, revision, reason)
+                _mark_failed(adapters, revision, reason)
                 raise RolloutFailed(
-                    f"{release.name}: release of {revision} rolled back: {reason} "
+                    f"{what} rolled back, the primary is unchanged: {reason} "
                     f"({report.failed_checks} failed checks)"
                 )
-        finally:
-            _close(adapters)
         return dyn.UpdateResult(outputs(news, phase=str(Phase.PROMOTING), revision=revision))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Removes the release record; one already gone is fine."""
         release = release_of(props)
-        adapters = _adapters(access_of(props), release)
-        try:
+        with _connect(props, release) as adapters:
             adapters.cluster.delete_record()
-        finally:
-            _close(adapters)
+
+
+FINALISER_KEYS = (*INPUT_KEYS, "revision", "phase", "primary")
 
 
 class FinaliserProvider(dyn.ResourceProvider):
     """After the primary runs the promoted template: traffic to it, canary to zero, hooks.
 
     Ordered after the primary Deployment by a dependency input (`primary`), so Pulumi has
-    already applied and awaited the promotion when this runs.
+    already applied and awaited the promotion when this runs. It acts once per promoted
+    revision; a rerun after a failed or interrupted finalise acts again, as its state did not
+    move on.
     """
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         changed = any(
-            has_unknown(news.get(key)) or plain(news.get(key)) != plain(olds.get(key))
-            for key in (*INPUT_KEYS, "revision", "phase", "primary")
+            has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
+            for key in FINALISER_KEYS
         )
         return dyn.DiffResult(changes=changed, replaces=[])
 
@@ -315,71 +298,101 @@ class FinaliserProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(self._finalise(olds, news))
 
     def _finalise(self, olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
-        outs = {key: news.get(key) for key in (*INPUT_KEYS, "revision", "phase", "primary")}
+        outs = {key: news.get(key) for key in FINALISER_KEYS}
         fresh = olds is None or olds.get("revision") != news.get("revision")
         if not fresh or news.get("phase") != Phase.PROMOTING:
             return outs
         release = release_of(news)
-        adapters = _adapters(access_of(news), release)
-        try:
-            scheduler = _scheduler(release, adapters, news)
-            # Scheduler.finalise saves the record against the version it last read, which a
-            # fresh Scheduler has not: without it the save would try to create the record.
-            _, scheduler._record_version = adapters.cluster.load_record()
-            scheduler.finalise()
-        finally:
-            _close(adapters)
+        with _connect(news, release) as adapters:
+            _scheduler(release, adapters, news).finalise()
+        say(f"{release.name}: release {news.get('revision')} promoted and finalised")
         return outs
 
 
 # -- the resources --------------------------------------------------------------------------
 
-_OUTPUT_NAMES = {
-    "podTemplate": "pod_template",
-    "revision": "revision",
-    "phase": "phase",
-    "plan": "plan",
-}
 
-_INPUT_NAMES = {python: engine for engine, python in _OUTPUT_NAMES.items()}
+@dataclass(frozen=True)
+class ReleaseInputs:
+    """The manifests of one release, camelCase as in Flagger's YAML; any part may be an Input."""
 
+    canary: pulumi.Input[Mapping[str, Any]]
+    deployment: pulumi.Input[Mapping[str, Any]]
+    """The target Deployment; its `spec.template` is what gets released."""
+    metric_templates: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
+    alert_providers: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
+    """Kept secret in state: an inline address is a credential (a Slack webhook URL)."""
+    autoscaler: pulumi.Input[Mapping[str, Any]] | None = None
 
-def _spec_props(
-    *,
-    canary: pulumi.Input[Mapping[str, Any]],
-    deployment: pulumi.Input[Mapping[str, Any]],
-    metric_templates: pulumi.Input[list[Any]] | None,
-    alert_providers: pulumi.Input[list[Any]] | None,
-    autoscaler: pulumi.Input[Mapping[str, Any]] | None,
-    kubeconfig: pulumi.Input[str] | None,
-    context: pulumi.Input[str] | None,
-    deadline_seconds: pulumi.Input[float] | None,
-    interval: pulumi.Input[str] | None,
-    retry_failed: pulumi.Input[bool],
-) -> dict[str, Any]:
-    return {
-        "canary": canary,
-        "deployment": deployment,
-        "metricTemplates": metric_templates or [],
-        "alertProviders": alert_providers or [],
-        "autoscaler": autoscaler,
-        "kubeconfig": kubeconfig,
-        "context": context,
-        "deadlineSeconds": deadline_seconds,
-        "interval": interval,
-        "retryFailed": retry_failed,
-    }
+    def props(self) -> dict[str, Any]:
+        template = pulumi.Output.from_input(self.deployment).apply(
+            lambda deployment: deployment["spec"]["template"]
+        )
+        return {
+            "canary": self.canary,
+            "deployment": self.deployment,
+            "podTemplate": template,
+            "metricTemplates": _secret_if(list(self.metric_templates), _has_credentials),
+            "alertProviders": _secret_if(list(self.alert_providers), bool),
+            "autoscaler": self.autoscaler,
+        }
 
 
-def _secret_opts(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
-    """Keeps `kubeconfig` secret in state even if a caller passed it as a plain string."""
+@dataclass(frozen=True)
+class GateOptions:
+    """How the gate runs releases."""
+
+    kubeconfig: pulumi.Input[str] | None = None
+    """Kubeconfig text, kept secret. Without it: KUBECONFIG or ~/.kube/config, then in-cluster."""
+    context: pulumi.Input[str] | None = None
+    """A kubeconfig context other than the current one."""
+    deadline_seconds: pulumi.Input[float] | None = None
+    """Where a release gives up and rolls back; Pulumi ignores customTimeouts on dynamic
+    resources. Default: the worst-case analysis time plus the progress deadline."""
+    interval: pulumi.Input[str] | None = None
+    """Overrides `analysis.interval`, e.g. `10s` for a fast pre-production stack."""
+    retry_failed: pulumi.Input[bool] = False
+    """Analyse again a pod template whose release already failed, instead of failing fast."""
+
+    def props(self) -> dict[str, Any]:
+        return {
+            "kubeconfig": _secret_if(self.kubeconfig, lambda value: value is not None),
+            "context": self.context,
+            "deadlineSeconds": self.deadline_seconds,
+            "interval": self.interval,
+            "retryFailed": self.retry_failed,
+        }
+
+
+def _has_credentials(templates: list[Any]) -> bool:
+    """Whether a metric template carries inline credentials (else its queries stay readable)."""
+    return any(
+        not isinstance(template, Mapping)
+        or "credentials" in ((template.get("spec") or {}).get("provider") or {})
+        for template in templates
+    )
+
+
+def _secret_if(value: Any, predicate: Any) -> Any:
+    return pulumi.Output.secret(value) if predicate(value) else value
+
+
+_SECRET_KEYS = ["kubeconfig", "alertProviders", "metricTemplates"]
+
+
+def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """Keeps credentials secret in state even when a caller passed them as plain strings."""
     return pulumi.ResourceOptions.merge(
-        opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
+        opts, pulumi.ResourceOptions(additional_secret_outputs=_SECRET_KEYS)
     )
 
 
 class Rollout(dyn.Resource, module="canary", name="Rollout"):
-    """`pulumi-python:dynamic/canary:Rollout`: the gate. Declare the primary from `pod_template`."""
+    """`pulumi-python:dynamic/canary:Rollout`, the gate: `pulumi up` blocks on the release.
+
+    Declare the primary Deployment from `pod_template`: it is the template last promoted, so
+    Pulumi applies a promotion, and a failed release leaves the primary as it was.
+    """
 
     pod_template: pulumi.Output[dict[str, Any]]
     revision: pulumi.Output[str]
@@ -389,43 +402,23 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
     def __init__(
         self,
         name: str,
-        *,
-        canary: pulumi.Input[Mapping[str, Any]],
-        deployment: pulumi.Input[Mapping[str, Any]],
-        metric_templates: pulumi.Input[list[Any]] | None = None,
-        alert_providers: pulumi.Input[list[Any]] | None = None,
-        autoscaler: pulumi.Input[Mapping[str, Any]] | None = None,
-        kubeconfig: pulumi.Input[str] | None = None,
-        context: pulumi.Input[str] | None = None,
-        deadline_seconds: pulumi.Input[float] | None = None,
-        interval: pulumi.Input[str] | None = None,
-        retry_failed: pulumi.Input[bool] = False,
+        release: ReleaseInputs,
+        gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _spec_props(
-            canary=canary,
-            deployment=deployment,
-            metric_templates=metric_templates,
-            alert_providers=alert_providers,
-            autoscaler=autoscaler,
-            kubeconfig=kubeconfig,
-            context=context,
-            deadline_seconds=deadline_seconds,
-            interval=interval,
-            retry_failed=retry_failed,
-        )
-        # Keyed by the attribute names: the SDK creates one Output per key before translating
-        # the names to the engine's spelling.
-        props.update(dict.fromkeys(_OUTPUT_NAMES.values()))
-        super().__init__(RolloutProvider(), name, props, _secret_opts(opts))
+        props = {**release.props(), **(gate or GateOptions()).props()}
+        # Keyed by attribute name: the SDK makes one Output attribute per key, then translates
+        # the names to the engine's spelling. The rest are placeholders for the outputs.
+        props["pod_template"] = props.pop("podTemplate")
+        props.update(dict.fromkeys(OUTPUT_KEYS))
+        super().__init__(RolloutProvider(), name, props, _options(opts))
 
     def translate_output_property(self, prop: str) -> str:
         """`podTemplate` from the engine resolves the `pod_template` attribute."""
-        return _OUTPUT_NAMES.get(prop, prop)
+        return "pod_template" if prop == "podTemplate" else prop
 
     def translate_input_property(self, prop: str) -> str:
-        """The placeholder `pod_template` goes to the engine as `podTemplate`."""
-        return _INPUT_NAMES.get(prop, prop)
+        return "podTemplate" if prop == "pod_template" else prop
 
 
 class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
@@ -434,31 +427,14 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
     def __init__(
         self,
         name: str,
+        release: ReleaseInputs,
+        gate: GateOptions | None,
         *,
-        canary: pulumi.Input[Mapping[str, Any]],
-        deployment: pulumi.Input[Mapping[str, Any]],
         revision: pulumi.Input[str],
         phase: pulumi.Input[str],
         primary: pulumi.Input[Any],
-        metric_templates: pulumi.Input[list[Any]] | None = None,
-        alert_providers: pulumi.Input[list[Any]] | None = None,
-        autoscaler: pulumi.Input[Mapping[str, Any]] | None = None,
-        kubeconfig: pulumi.Input[str] | None = None,
-        context: pulumi.Input[str] | None = None,
-        interval: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _spec_props(
-            canary=canary,
-            deployment=deployment,
-            metric_templates=metric_templates,
-            alert_providers=alert_providers,
-            autoscaler=autoscaler,
-            kubeconfig=kubeconfig,
-            context=context,
-            deadline_seconds=None,
-            interval=interval,
-            retry_failed=False,
-        )
+        props = {**release.props(), **(gate or GateOptions()).props()}
         props.update(revision=revision, phase=phase, primary=primary)
-        super().__init__(FinaliserProvider(), name, props, _secret_opts(opts))
+        super().__init__(FinaliserProvider(), name, props, _options(opts))

@@ -14,9 +14,11 @@ from .istio import (
 )
 from .workloads import (
     canary_deployment,
+    integral,
     primary_autoscaler,
     primary_deployment,
     services,
+    template_revision,
 )
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "canary_deployment",
     "destination_rules",
     "http_routes",
+    "integral",
     "primary_autoscaler",
     "primary_deployment",
     "route_weights",
     "services",
+    "template_revision",
     "virtual_service",
 ]

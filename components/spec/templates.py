@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
-from .base import SpecModel
+from .base import Secret, SpecModel
 from .canary import ObjectMeta
 
 
@@ -17,9 +17,9 @@ class SecretRef(SpecModel):
 class Credentials(SpecModel):
     """Read from a Kubernetes Secret (`secretRef`) or given in Python as secret values."""
 
-    token: SecretStr | None = None
-    username: SecretStr | None = None
-    password: SecretStr | None = None
+    token: Secret | None = None
+    username: Secret | None = None
+    password: Secret | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Credentials:
@@ -65,7 +65,7 @@ AlertProviderType = Literal["slack", "msteams", "discord", "rocket", "gchat", "w
 
 class AlertProviderSpec(SpecModel):
     type: AlertProviderType
-    address: SecretStr | None = Field(
+    address: Secret | None = Field(
         default=None, description="The hook URL: a secret, because it embeds its own credential."
     )
     secret_ref: SecretRef | None = None

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.analysis import CheckResult, Gate, GateKind, Phase, Release, advance, begin, gates
-from components.analysis.plan import canary_weights, plan
+from components.analysis.plan import canary_weights, plan, template_change
 from components.routing import TrafficState
 from components.spec import Canary, CanarySpec, HookType
 from tests.conftest import load_yaml
@@ -214,3 +214,25 @@ def test_invariants_over_random_outcomes(  # noqa: PLR0917 (one argument per hyp
         assert not failed_at_threshold
     if run.release.phase is Phase.FAILED:
         assert run.traffic[-1] == TrafficState()
+
+
+# -- the change review ------------------------------------------------------------------------
+
+
+def _template(*images: str, **spec: Any) -> dict[str, Any]:
+    containers = [{"name": f"c{index}", "image": image} for index, image in enumerate(images)]
+    return {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": containers, **spec}}
+
+
+def test_template_change_names_images_shortly_when_the_repository_stays() -> None:
+    assert template_change(_template("repo/app:1"), _template("repo/app:2")) == "repo/app:1 -> 2"
+    assert template_change(_template("a:1"), _template("b:1")) == "a:1 -> b:1"
+    assert template_change(_template("a:1"), _template("a:1", "side:3")) == "+c1 side:3"
+
+
+def test_template_change_without_new_images_names_the_fields() -> None:
+    old, new = _template("a:1"), _template("a:1", serviceAccountName="robot")
+    new["metadata"]["annotations"] = {"x": "y"}
+    assert template_change(old, new) == (
+        "pod template changed: metadata.annotations, spec.serviceAccountName"
+    )

@@ -83,6 +83,7 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
         "__provider": serialize_provider(RolloutProvider()),
         "canary": canary,
         "deployment": deployment,
+        "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
         "metricTemplates": [],
         "alertProviders": [],
         "kubeconfig": UNREACHABLE_KUBECONFIG,
@@ -125,7 +126,7 @@ def test_diff_over_the_wire(
     assert same.changes == provider_pb2.DiffResponse.DIFF_NONE
 
     changed = copy.deepcopy(props)
-    changed["deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:6.3.1"
+    changed["podTemplate"]["spec"]["containers"][0]["image"] = "podinfo:6.3.1"
     response = stub.Diff(
         provider_pb2.DiffRequest(
             id="default/podinfo", urn=URN, olds=struct(olds), news=struct(changed)

@@ -8,7 +8,9 @@ and a provider that pickles by reference.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any, cast
 
 import dill  # type: ignore[import-untyped]
@@ -17,9 +19,9 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
-from components.adapters.kube import KubeAccess
 from components.provider import rollout
 from components.provider.rollout import RolloutFailed, RolloutProvider
+from components.routing import template_revision
 from components.scheduler import Adapters, ReleaseReport
 from components.spec import ReleaseSpec
 
@@ -78,6 +80,7 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     return {
         "canary": canary,
         "deployment": deployment,
+        "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
         "metricTemplates": [],
         "alertProviders": [],
         "autoscaler": None,
@@ -93,16 +96,18 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     fake = FakeCluster()
 
-    def adapters(_access: KubeAccess, _release: ReleaseSpec) -> Adapters:
-        return Adapters(cast(Any, fake), cast(Any, None), cast(Any, None), cast(Any, None))
+    @contextlib.contextmanager
+    def connect(_props: Any, _release: ReleaseSpec) -> Iterator[Adapters]:
+        yield Adapters(cast(Any, fake), cast(Any, None), cast(Any, None), cast(Any, None))
 
-    monkeypatch.setattr(rollout, "_adapters", adapters)
+    monkeypatch.setattr(rollout, "_connect", connect)
     return fake
 
 
 def with_image(props: dict[str, Any], image: str) -> dict[str, Any]:
     changed = copy.deepcopy(props)
     changed["deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    changed["podTemplate"]["spec"]["containers"][0]["image"] = image
     return changed
 
 
@@ -133,6 +138,7 @@ def test_check_reports_bad_fields_by_path(props: dict[str, Any]) -> None:
 
 def test_check_tolerates_unknowns_anywhere(props: dict[str, Any]) -> None:
     props["deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] = unknown()
+    props["podTemplate"]["spec"]["containers"][0]["image"] = unknown()
     props["kubeconfig"] = unknown()
     props["deadlineSeconds"] = unknown()
     result = RolloutProvider().check({}, props)
@@ -168,19 +174,15 @@ def test_diff_template_change(props: dict[str, Any]) -> None:
 
 def test_diff_ints_and_floats_hash_alike(props: dict[str, Any]) -> None:
     old = copy.deepcopy(props)
-    old["deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = (
-        9898
-    )
+    old["podTemplate"]["spec"]["containers"][0]["ports"][0]["containerPort"] = 9898
     new = copy.deepcopy(props)
-    new["deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = (
-        9898.0
-    )
+    new["podTemplate"]["spec"]["containers"][0]["ports"][0]["containerPort"] = 9898.0
     assert RolloutProvider().diff("id", state_of(old), new).changes is False
 
 
 def test_diff_unknown_template_is_a_change(props: dict[str, Any]) -> None:
     news = copy.deepcopy(props)
-    news["deployment"]["spec"]["template"] = unknown()
+    news["podTemplate"] = unknown()
     assert RolloutProvider().diff("id", state_of(props), news).changes is True
 
 
@@ -197,7 +199,7 @@ def test_create_promotes_without_analysis(props: dict[str, Any], cluster: FakeCl
     assert result.id == "default/podinfo"
     outs = result.outs
     assert outs is not None
-    revision = rollout.revision_of(props["deployment"]["spec"]["template"])
+    revision = template_revision(props["podTemplate"])
     assert cluster.record == {"phase": "Succeeded", "revision": revision, "reason": None}
     assert outs["revision"] == revision
     assert outs["phase"] == "Succeeded"
@@ -226,7 +228,7 @@ def test_update_promotes(
     outs = RolloutProvider().update("id", state_of(props), news).outs
     assert outs is not None
     assert outs["phase"] == "Promoting"
-    assert outs["revision"] == rollout.revision_of(news["deployment"]["spec"]["template"])
+    assert outs["revision"] == template_revision(news["podTemplate"])
     assert outs["podTemplate"]["spec"]["containers"][0]["image"].endswith(":6.3.1")
 
 
@@ -243,7 +245,7 @@ def test_update_rolled_back_records_and_raises_the_reason(
     news = with_image(props, "bad:1")
     with pytest.raises(RolloutFailed, match=r"request-success-rate 42 < 99 \(5 failed checks\)"):
         RolloutProvider().update("id", state_of(props), news)
-    revision = rollout.revision_of(news["deployment"]["spec"]["template"])
+    revision = template_revision(news["podTemplate"])
     assert cluster.record is not None
     assert cluster.record["phase"] == "Failed"
     assert cluster.record["revision"] == revision
@@ -254,13 +256,14 @@ def test_update_of_a_failed_revision_fails_fast(
     props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     news = with_image(props, "bad:1")
-    revision = rollout.revision_of(news["deployment"]["spec"]["template"])
+    revision = template_revision(news["podTemplate"])
     cluster.record = {"phase": "Failed", "revision": revision, "reason": "latency 900 > 500"}
     monkeypatch.setattr(rollout, "_scheduler", lambda *_: pytest.fail("analysed"))
     with pytest.raises(RolloutFailed) as raised:
         RolloutProvider().update("id", state_of(props), news)
     assert str(raised.value) == (
-        f"release of {revision} already failed: latency 900 > 500; set retryFailed to try again"
+        f"podinfo: release of bad:1 ({revision}) already failed: latency 900 > 500; "
+        "set retryFailed to analyse it again"
     )
 
 
@@ -268,7 +271,7 @@ def test_update_of_a_failed_revision_retries_when_asked(
     props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     news = {**with_image(props, "bad:1"), "retryFailed": True}
-    revision = rollout.revision_of(news["deployment"]["spec"]["template"])
+    revision = template_revision(news["podTemplate"])
     cluster.record = {"phase": "Failed", "revision": revision, "reason": "latency 900 > 500"}
     use_report(monkeypatch, cluster, ReleaseReport(outcome="promoted", strategy="canary"))
     outs = RolloutProvider().update("id", state_of(props), news).outs
@@ -314,7 +317,11 @@ def test_rollout_resource_declares_snake_case_outputs(
     canary: dict[str, Any], deployment: dict[str, Any]
 ) -> Any:
     pulumi.runtime.set_mocks(_Mocks(), preview=False)
-    resource = rollout.Rollout("podinfo", canary=canary, deployment=deployment, kubeconfig="k")
+    resource = rollout.Rollout(
+        "podinfo",
+        rollout.ReleaseInputs(canary=canary, deployment=deployment),
+        rollout.GateOptions(kubeconfig="k"),
+    )
     assert resource._type == "pulumi-python:dynamic/canary:Rollout"
 
     def check(values: list[Any]) -> None:
@@ -323,3 +330,109 @@ def test_rollout_resource_declares_snake_case_outputs(
     return pulumi.Output.all(
         resource.pod_template, resource.revision, resource.phase, resource.plan
     ).apply(check)
+
+
+# -- the change review ------------------------------------------------------------------------
+
+
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollout, "_connect", lambda *_: pytest.fail("check/diff used the network"))
+
+
+def test_diff_prints_the_change_review(
+    props: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_network(monkeypatch)
+    news = with_image(props, "ghcr.io/stefanprodan/podinfo:6.3.1")
+    assert RolloutProvider().diff("id", state_of(props), news).changes is True
+    assert capsys.readouterr().out == (
+        "podinfo: ghcr.io/stefanprodan/podinfo:6.3.0 -> 6.3.1; "
+        "canary 10% -> 50% in 5 steps every 1m; "
+        "gates: request-success-rate >= 99, request-duration <= 500ms; "
+        "rollback after 5 failed checks; at most ~9m\n"
+    )
+
+
+def test_diff_review_uses_the_interval_override(
+    props: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_network(monkeypatch)
+    news = {**with_image(props, "ghcr.io/stefanprodan/podinfo:6.3.1"), "interval": "10s"}
+    RolloutProvider().diff("id", state_of(props), news)
+    assert "in 5 steps every 10s" in capsys.readouterr().out
+
+
+def test_diff_without_a_release_prints_nothing(
+    props: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_network(monkeypatch)
+    RolloutProvider().diff("id", state_of(props), {**props, "interval": "30s"})
+    assert capsys.readouterr().out == ""
+
+
+def test_check_of_a_new_rollout_announces_the_first_release(
+    props: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_network(monkeypatch)
+    RolloutProvider().check({}, props)
+    assert capsys.readouterr().out == (
+        "podinfo: first release of ghcr.io/stefanprodan/podinfo:6.3.0, promoted without analysis\n"
+    )
+    RolloutProvider().check(props, props)
+    assert capsys.readouterr().out == ""
+
+
+# -- the finaliser ----------------------------------------------------------------------------
+
+
+class FinaliseRecorder:
+    def __init__(self) -> None:
+        self.finalised = 0
+
+    def finalise(self) -> None:
+        self.finalised += 1
+
+
+@pytest.fixture
+def finalise(monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster) -> FinaliseRecorder:
+    recorder = FinaliseRecorder()
+    monkeypatch.setattr(rollout, "_scheduler", lambda *_: recorder)
+    return recorder
+
+
+def finaliser_props(props: dict[str, Any], revision: str, phase: str) -> dict[str, Any]:
+    return {**props, "revision": revision, "phase": phase, "primary": "default/podinfo-primary"}
+
+
+def test_finaliser_create_after_an_initial_release_does_nothing(
+    props: dict[str, Any], finalise: FinaliseRecorder
+) -> None:
+    outs = rollout.FinaliserProvider().create(finaliser_props(props, "r1", "Succeeded")).outs
+    assert finalise.finalised == 0
+    assert outs is not None and outs["revision"] == "r1"
+
+
+def test_finaliser_finalises_each_promoted_revision_once(
+    props: dict[str, Any], finalise: FinaliseRecorder
+) -> None:
+    provider = rollout.FinaliserProvider()
+    first = finaliser_props(props, "r1", "Succeeded")
+    promoted = finaliser_props(props, "r2", "Promoting")
+    assert provider.diff("id", first, promoted).changes is True
+    provider.update("id", first, promoted)
+    assert finalise.finalised == 1
+    assert provider.diff("id", promoted, promoted).changes is False
+    provider.update("id", promoted, {**promoted, "interval": "30s"})
+    assert finalise.finalised == 1
+
+
+def test_finaliser_rerun_after_a_failed_finalise_acts_again(
+    props: dict[str, Any], finalise: FinaliseRecorder
+) -> None:
+    """A finalise that raised left the old state, so the next `pulumi up` diffs and retries."""
+    provider = rollout.FinaliserProvider()
+    old = finaliser_props(props, "r1", "Succeeded")
+    promoted = finaliser_props(props, "r2", "Promoting")
+    provider.update("id", old, promoted)
+    provider.update("id", old, promoted)
+    assert finalise.finalised == 2

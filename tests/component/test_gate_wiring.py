@@ -1,0 +1,136 @@
+"""How the gate sits in the component graph: order, the primary's template, secrets.
+
+The primary Deployment is declared from the Rollout's `pod_template` output, so Pulumi applies a
+promotion only after the analysis passed; these tests pin that wiring under mocks.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+
+from components import CanaryDeployment
+from components.provider.rollout import GateOptions
+from tests.conftest import RecordingMonitor, Registration, load_yaml, tutorial_bundle
+
+ROLLOUT = "pulumi-python:dynamic/canary:Rollout"
+FINALISER = "pulumi-python:dynamic/canary:RolloutFinaliser"
+PROMOTED_IMAGE = "ghcr.io/stefanprodan/podinfo:6.3.0"
+
+
+class PromotedMocks(pulumi.runtime.Mocks):
+    """Echo mocks, except that the Rollout answers with the template promoted last time."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outs = dict(args.inputs)
+        if args.typ == ROLLOUT:
+            promoted = copy.deepcopy(outs["podTemplate"])
+            promoted["spec"]["containers"][0]["image"] = PROMOTED_IMAGE
+            outs.update(podTemplate=promoted, revision="r1", phase="Promoting", plan="p")
+        return f"{args.name}-id", outs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+def record_with(mocks: pulumi.runtime.Mocks) -> RecordingMonitor:
+    recording = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(recording.mocks, preview=False, monitor=recording)
+    return recording
+
+
+def new_image_deployment() -> dict[str, Any]:
+    deployment = load_yaml("deployment.yaml")
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        "ghcr.io/stefanprodan/podinfo:6.3.1"
+    )
+    return deployment
+
+
+def declared(component: CanaryDeployment) -> pulumi.Output[Any]:
+    return pulumi.Output.all(component.finaliser.id, component.virtual_service.id)
+
+
+def find(registrations: list[Registration], typ: str, name: str) -> Registration:
+    (found,) = [r for r in registrations if r.typ == typ and r.name == name]
+    return found
+
+
+@pulumi.runtime.test
+def test_the_primary_runs_the_template_the_gate_promoted() -> None:
+    monitor = record_with(PromotedMocks())
+    component = CanaryDeployment.from_flagger(
+        "podinfo", canary=load_yaml("canary.yaml"), deployment=new_image_deployment()
+    )
+
+    def check(_: Any) -> None:
+        registrations = monitor.registrations
+        canary = find(registrations, "kubernetes:apps/v1:Deployment", "podinfo-canary")
+        primary = find(registrations, "kubernetes:apps/v1:Deployment", "podinfo-primary")
+        rollout = find(registrations, ROLLOUT, "podinfo-rollout")
+        (canary_container,) = canary.inputs["spec"]["template"]["spec"]["containers"]
+        (primary_container,) = primary.inputs["spec"]["template"]["spec"]["containers"]
+        assert canary_container["image"].endswith(":6.3.1")
+        assert primary_container["image"] == PROMOTED_IMAGE
+        # The gate releases the target's template, and the primary keeps Flagger's labels.
+        assert rollout.inputs["podTemplate"] == canary.inputs["spec"]["template"]
+        labels = primary.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels["app"] == "podinfo-primary"
+
+    return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_gate_runs_after_the_canary_and_before_the_primary(monitor: RecordingMonitor) -> None:
+    component = CanaryDeployment.from_flagger(
+        "podinfo", canary=load_yaml("canary.yaml"), deployment=load_yaml("deployment.yaml")
+    )
+
+    def check(_: Any) -> None:
+        registrations = monitor.registrations
+        canary = find(registrations, "kubernetes:apps/v1:Deployment", "podinfo-canary")
+        primary = find(registrations, "kubernetes:apps/v1:Deployment", "podinfo-primary")
+        virtual_service = find(
+            registrations,
+            "kubernetes:networking.istio.io/v1:VirtualService",
+            "podinfo-virtualservice",
+        )
+        rollout = find(registrations, ROLLOUT, "podinfo-rollout")
+        finaliser = find(registrations, FINALISER, "podinfo-finaliser")
+        assert canary.urn in rollout.dependencies
+        assert rollout.urn in primary.dependencies
+        assert primary.urn in finaliser.dependencies
+        assert virtual_service.urn in finaliser.dependencies
+
+    return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_credentials_reach_the_gate_as_secrets(monitor: RecordingMonitor) -> None:
+    bundle = tutorial_bundle("tutorial-canary")
+    alerts = [
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "AlertProvider",
+            "metadata": {"name": "on-call", "namespace": "test"},
+            "spec": {"type": "slack", "address": "https://hooks.slack.com/services/T/B/secret"},
+        }
+    ]
+    component = CanaryDeployment.from_flagger(
+        "podinfo",
+        **{**bundle.kwargs(), "alert_providers": alerts},
+        gate=GateOptions(kubeconfig="apiVersion: v1\nkind: Config\n", interval="10s"),
+    )
+
+    def check(_: Any) -> None:
+        for typ, name in ((ROLLOUT, "podinfo-rollout"), (FINALISER, "podinfo-finaliser")):
+            inputs = find(monitor.registrations, typ, name).inputs
+            assert rpc.is_rpc_secret(inputs["kubeconfig"]), name
+            assert rpc.is_rpc_secret(inputs["alertProviders"]), name
+            assert not rpc.is_rpc_secret(inputs["canary"]), name
+            assert inputs["interval"] == "10s"
+
+    return declared(component).apply(check)
