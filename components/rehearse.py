@@ -79,7 +79,7 @@ def rehearse(
     try:
         bed.mesh.set_fault(release.target, fault)
         bed.mesh.direct_rps.update(_direct_traffic(release))
-        _declare(bed, release)
+        declare_at_rest(bed, release)
         access = KubeAccess(kubeconfig=bed.kubeconfig.read_text())
         with Adapters.connect(access, release) as adapters:
             scheduler = Scheduler(
@@ -99,7 +99,7 @@ def rehearse(
             bed.__exit__(None, None, None)
 
 
-def _declare(bed: TestBed, release: ReleaseSpec) -> None:
+def declare_at_rest(bed: TestBed, release: ReleaseSpec) -> None:
     """The objects `pulumi up` would declare, at rest: primary serving, canary at zero."""
     template = release.deployment["spec"]["template"]
     replicas = int(release.deployment["spec"].get("replicas", 1))
