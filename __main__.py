@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from components import CanaryDeployment
+from components import CanaryDeployment, GateOptions
 
 EXAMPLE = Path(__file__).parent / "examples" / "podinfo"
 
@@ -26,8 +26,20 @@ image = config.get("image")
 if image:
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
 
+# Optional stack config for the gate (not declared in Pulumi.yaml: declared keys without a default
+# are required). Credentials: `kubeconfig` (set with --secret) if set, else KUBECONFIG or
+# ~/.kube/config (`context` picks another context), else in-cluster service-account credentials.
+gate = GateOptions(
+    kubeconfig=config.get_secret("kubeconfig"),
+    context=config.get("context"),
+    deadline_seconds=config.get_float("deadlineSeconds"),
+    interval=config.get("interval"),
+    retry_failed=config.get_bool("retryFailed") or False,
+)
 podinfo = CanaryDeployment.from_flagger(
-    "podinfo", canary=manifest("canary.yaml"), deployment=deployment
+    "podinfo", canary=manifest("canary.yaml"), deployment=deployment, gate=gate
 )
 pulumi.export("primary", podinfo.release.primary)
 pulumi.export("strategy", str(podinfo.release.spec.analysis.strategy))
+pulumi.export("revision", podinfo.rollout.revision)
+pulumi.export("plan", podinfo.rollout.plan)

@@ -1,0 +1,206 @@
+"""`pulumi up` of the example stack, run after run, on the test bed.
+
+The program is the project's own `__main__.py`; the engine stand-in (tests/e2e/engine.py) applies
+its Kubernetes objects to the API emulator and runs the gate's providers for real, so each
+release is analysed against the real Prometheus scraping the simulated mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from components.adapters.cluster import Cluster
+from components.adapters.kube import KubeAccess
+from components.routing import TrafficState, virtual_service
+from components.spec import ReleaseSpec
+from components.testbed import Fault, TestBed
+from tests.e2e.engine import Engine, EngineError, owners
+
+pytestmark = pytest.mark.testbed
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = ROOT / "__main__.py"
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+IMAGE = "ghcr.io/stefanprodan/podinfo"
+BAD_IMAGE = f"{IMAGE}:6.3.2-broken"
+NS = "default"
+VS_PATH = f"/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices/podinfo"
+RECORD_PATH = f"/api/v1/namespaces/{NS}/configmaps/podinfo-canary-release"
+
+
+def deployment_path(name: str) -> str:
+    return f"/apis/apps/v1/namespaces/{NS}/deployments/{name}"
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[TestBed]:
+    with TestBed(namespace=NS, faults={BAD_IMAGE: Fault(error_rate=0.5)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def engine(bed: TestBed) -> Engine:
+    return Engine(bed.kube, PROJECT)
+
+
+def up(engine: Engine, bed: TestBed, image: str, **config: str) -> Any:
+    settings = {
+        "image": image,
+        "interval": "2s",
+        "kubeconfig": bed.kubeconfig.read_text(),
+        **config,
+    }
+    return engine.up(PROGRAM, settings, secrets=("kubeconfig",))
+
+
+def image_of(bed: TestBed, name: str) -> str:
+    deployment = bed.kube.get(deployment_path(name))
+    assert deployment is not None
+    image: str = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return image
+
+
+def replicas_of(bed: TestBed, name: str) -> int:
+    deployment = bed.kube.get(deployment_path(name))
+    assert deployment is not None
+    replicas: int = deployment["spec"]["replicas"]
+    return replicas
+
+
+def weights(bed: TestBed) -> dict[str, int]:
+    service = bed.kube.get(VS_PATH)
+    assert service is not None
+    (route,) = service["spec"]["http"]
+    return {d["destination"]["host"]: d["weight"] for d in route["route"]}
+
+
+def record(bed: TestBed) -> dict[str, Any]:
+    config_map = bed.kube.get(RECORD_PATH)
+    assert config_map is not None
+    loaded: dict[str, Any] = yaml.safe_load(next(iter(config_map["data"].values())))
+    return loaded
+
+
+AT_REST = {"podinfo-primary": 100, "podinfo-canary": 0}
+
+
+# The runs share one bed and one engine state, in order, like consecutive `pulumi up`s.
+
+
+def test_1_first_up_creates_everything_and_promotes_without_analysis(
+    engine: Engine, bed: TestBed
+) -> None:
+    run = up(engine, bed, f"{IMAGE}:6.3.0")
+    assert "podinfo: first release of ghcr.io/stefanprodan/podinfo:6.3.0" in run.output
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.0"
+    assert replicas_of(bed, "podinfo-primary") == 2
+    assert replicas_of(bed, "podinfo") == 0
+    assert weights(bed) == AT_REST
+    assert record(bed)["phase"] == "Succeeded"
+    assert "weight 10%" not in run.output
+
+
+def test_2_a_healthy_image_is_analysed_and_promoted(engine: Engine, bed: TestBed) -> None:
+    run = up(engine, bed, f"{IMAGE}:6.3.1")
+    # The change review, then one progress line per step with values against thresholds.
+    assert f"podinfo: {IMAGE}:6.3.0 -> 6.3.1; canary 10% -> 50% in 5 steps every 2s" in run.output
+    for weight in (10, 20, 30, 40, 50):
+        assert f"podinfo: weight {weight}%: request-success-rate" in run.output
+    assert "(>= 99)" in run.output and "-> pass" in run.output
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"
+    assert weights(bed) == AT_REST
+    assert replicas_of(bed, "podinfo") == 0
+    assert record(bed)["phase"] == "Succeeded"
+    # The release, not Pulumi, owns what it changed: the routes and the canary's replicas.
+    service = bed.kube.get(VS_PATH)
+    canary = bed.kube.get(deployment_path("podinfo"))
+    assert service is not None and canary is not None
+    assert owners(service, ["spec", "http"]) == {"pulumi-canary"}
+    assert owners(canary, ["spec", "replicas"]) == {"pulumi-canary"}
+    (pulumi_manager,) = owners(service, ["spec", "hosts"])
+    assert pulumi_manager.startswith("pulumi-kubernetes-")
+
+
+def test_3_a_bad_image_fails_the_up_and_leaves_the_primary(engine: Engine, bed: TestBed) -> None:
+    with pytest.raises(EngineError) as raised:
+        up(engine, bed, BAD_IMAGE)
+    message = str(raised.value)
+    assert "rolled back, the primary is unchanged" in message
+    assert "request-success-rate" in message
+    assert "failed checks threshold reached 5" in message
+    assert "(5 failed checks)" in message
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"
+    assert weights(bed) == AT_REST
+    assert replicas_of(bed, "podinfo") == 0
+    assert record(bed)["phase"] == "Failed"
+
+
+def test_4_the_same_bad_image_fails_fast_with_the_recorded_reason(
+    engine: Engine, bed: TestBed
+) -> None:
+    with pytest.raises(EngineError) as raised:
+        up(engine, bed, BAD_IMAGE)
+    message = str(raised.value)
+    assert "already failed: failed checks threshold reached 5" in message
+    assert "set retryFailed" in message
+    run = raised.value.run
+    assert run is not None and "weight 10%" not in run.output
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"
+
+
+def test_5_an_up_with_nothing_changed_changes_nothing(engine: Engine, bed: TestBed) -> None:
+    """Back to the promoted image: the gate has no diff, and Pulumi's applies do not conflict
+    with the fields the releases wrote (routes, canary replicas) nor reset them."""
+    run = up(engine, bed, f"{IMAGE}:6.3.1")
+    assert not [urn for urn in run.updated if "Rollout" in urn]
+    assert "weight 10%" not in run.output
+    assert image_of(bed, "podinfo") == f"{IMAGE}:6.3.1"
+    assert weights(bed) == AT_REST
+    again = up(engine, bed, f"{IMAGE}:6.3.1")
+    assert not [urn for urn in again.updated if "dynamic" in urn]
+
+
+def test_6_ups_during_a_release_do_not_fight_over_routes_or_replicas(
+    engine: Engine, bed: TestBed
+) -> None:
+    """A release left mid-way (canary at 30%, scaled up) and an `up` that changes nothing:
+    server-side apply must neither conflict on nor reset the release's fields."""
+    release = ReleaseSpec.parse(
+        canary=yaml.safe_load((ROOT / "examples/podinfo/canary.yaml").read_text()),
+        deployment=yaml.safe_load((ROOT / "examples/podinfo/deployment.yaml").read_text()),
+    )
+    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=30))
+        cluster.scale("podinfo", 2)
+        up(engine, bed, f"{IMAGE}:6.3.1")
+        assert weights(bed) == {"podinfo-primary": 70, "podinfo-canary": 30}
+        assert replicas_of(bed, "podinfo") == 2
+        cluster.set_routes(TrafficState())
+        cluster.scale("podinfo", 0)
+
+
+def test_7_without_ignore_changes_the_same_up_would_conflict(bed: TestBed) -> None:
+    """The control for the test above: the emulator enforces server-side apply conflicts, so
+    declaring `spec.http` without `ignore_changes` would fail the `up` mid-release."""
+    release = ReleaseSpec.parse(
+        canary=yaml.safe_load((ROOT / "examples/podinfo/canary.yaml").read_text()),
+        deployment=yaml.safe_load((ROOT / "examples/podinfo/deployment.yaml").read_text()),
+    )
+    service = bed.kube.get(VS_PATH)
+    assert service is not None
+    (pulumi_manager,) = owners(service, ["spec", "hosts"])
+    declared = virtual_service(release)
+    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=30))
+        try:
+            with pytest.raises(httpx.HTTPStatusError) as raised:
+                bed.kube.apply_object(declared, field_manager=pulumi_manager, force=False)
+            assert raised.value.response.status_code == 409
+        finally:
+            cluster.set_routes(TrafficState())
