@@ -24,7 +24,7 @@ from .analysis import CheckResult, Decision, Gate, GateKind, Phase, Release, adv
 from .analysis.engine import finalising_weights
 from .analysis.plan import plan
 from .routing import TrafficState
-from .spec import HookType, ReleaseSpec, parse_seconds
+from .spec import HookType, ReleaseSpec
 
 # A record whose heartbeat is older than this many intervals belongs to an interrupted run.
 STALE_HEARTBEATS = 3
@@ -129,10 +129,17 @@ class Scheduler:
         self.revision = revision
         self.checksum = checksum(revision)
         self.interval_override = interval
-        self.interval = (
-            parse_seconds(interval) if interval else release.spec.analysis.interval_seconds
+        # The spec the engine decides on: the override is the analysis interval, so the plan,
+        # the events and the deadlines all speak of the interval actually used.
+        self.spec = (
+            release.spec.model_copy(
+                update={"analysis": release.spec.analysis.model_copy(update={"interval": interval})}
+            )
+            if interval
+            else release.spec
         )
-        self.plan = plan(release.spec.analysis, self.interval)
+        self.interval = self.spec.analysis.interval_seconds
+        self.plan = plan(self.spec.analysis)
         self.deadline_seconds = deadline_seconds or self.default_deadline()
         self.progress = progress
         self.clock = clock
@@ -153,7 +160,7 @@ class Scheduler:
         deadline = started + self.deadline_seconds
         report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
         self._take_over()
-        decision = begin(self.release.spec)
+        decision = begin(self.spec)
         scaled_at = started
         while True:
             if decision.scale_canary_up:
@@ -167,7 +174,7 @@ class Scheduler:
             elif release.held_since is not None:
                 self.sleep(min(self.interval, 5.0))
             results = self._run_gates(release, scaled_at, report)
-            decision = advance(self.release.spec, release, results, self.clock(), deadline)
+            decision = advance(self.spec, release, results, self.clock(), deadline)
         report.outcome = "promoted" if release.phase is Phase.PROMOTING else "rolled_back"
         report.failed_checks = release.failed_checks
         report.iterations = release.iterations
@@ -226,7 +233,7 @@ class Scheduler:
     ) -> list[CheckResult]:
         """Runs the tick's gates in order, stopping at the first that blocks the analysis."""
         results = []
-        for gate in gates(self.release.spec, release):
+        for gate in gates(self.spec, release):
             result = self._check(gate, scaled_at)
             results.append(result)
             if gate.kind is GateKind.METRICS:

@@ -104,13 +104,28 @@ class PrometheusServer:
                 self._process = None
                 raise RuntimeError(f"prometheus exited early:\n{tail}")
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200 and (
+                    self._scraped_every_target()
+                ):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"prometheus not ready within {timeout}s")
+
+    def _scraped_every_target(self) -> bool:
+        """Prometheus syncs its targets ~5 s after start: until the first scrape, a new series
+        would look like a canary without telemetry, so the bed is not ready before it."""
+        response = httpx.get(f"{self.url}/api/v1/targets", timeout=1)
+        response.raise_for_status()
+        active = response.json()["data"]["activeTargets"]
+        scraped = {
+            target["scrapeUrl"].split("/")[2]
+            for target in active
+            if not target.get("lastScrape", "").startswith("0001-")
+        }
+        return set(self.targets) <= scraped
 
     def stop(self) -> None:
         """Terminate the process (queries then fail with connection errors)."""
