@@ -46,14 +46,13 @@ class Adapters:
         with (
             Cluster(access, release) as cluster,
             Endpoints(access.http, release.namespace) as endpoints,
-            WebhookCaller(endpoints) as webhooks,
         ):
             yield cls(
                 cluster=cluster,
                 prometheus=PrometheusClient(
                     endpoints, release.spec.metrics_address, secrets=cluster.read_secret
                 ),
-                webhooks=webhooks,
+                webhooks=WebhookCaller(endpoints),
                 notifier=Notifier(endpoints, secrets=cluster.read_secret),
             )
 

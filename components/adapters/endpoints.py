@@ -64,7 +64,9 @@ class Endpoints:
     ) -> None:
         self._api_factory = api
         self._api: httpx.Client | None = None
+        self._timeout = timeout
         self._direct = httpx.Client(timeout=timeout)
+        self._unverified: httpx.Client | None = None
         self._namespace = default_namespace
         self._known: dict[ServiceAddress, bool] = {}
         self._lock = threading.Lock()
@@ -76,14 +78,18 @@ class Endpoints:
         self.close()
 
     def close(self) -> None:
-        self._direct.close()
-        if self._api is not None:
-            self._api.close()
+        for client in (self._direct, self._unverified, self._api):
+            if client is not None:
+                client.close()
 
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, url: str, *, verify: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """`verify=False` (a webhook's `disableTLS`, a provider's `insecureSkipVerify`) skips
+        certificate checks on a direct request; a proxied one is verified by the API server."""
         address = self._in_cluster(url)
         if address is None:
-            return self._direct.request(method, url, **kwargs)
+            return self._direct_client(verify).request(method, url, **kwargs)
         parsed = httpx.URL(url)
         path = address.proxy_path(parsed.path, parsed.query.decode())
         return self._api_client().request(method, path, **kwargs)
@@ -111,6 +117,13 @@ class Endpoints:
             return False
         response.raise_for_status()
         return True
+
+    def _direct_client(self, verify: bool) -> httpx.Client:
+        if verify:
+            return self._direct
+        if self._unverified is None:
+            self._unverified = httpx.Client(timeout=self._timeout, verify=False)
+        return self._unverified
 
     def _api_client(self) -> httpx.Client:
         if self._api is None:

@@ -93,6 +93,7 @@ class PrometheusClient:
         promql: str,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
+        verify: bool = True,
     ) -> float | None:
         """The query's single value; None when there is no sample or it is NaN.
 
@@ -100,7 +101,7 @@ class PrometheusClient:
         result and anything that is not a Prometheus answer.
         """
         try:
-            return self._fetch(address, promql, headers, auth)
+            return self._fetch(address, promql, headers, auth, verify)
         except _QueryError as failure:
             problem = str(failure)
             raise PrometheusError(
@@ -121,7 +122,8 @@ class PrometheusClient:
         template = metric_query.template
         try:
             headers, auth = self._access(template, namespace)
-            value = self.query(self._address(template), metric_query.query, headers, auth)
+            verify = template is None or not template.spec.provider.insecure_skip_verify
+            value = self.query(self._address(template), metric_query.query, headers, auth, verify)
         except PrometheusError as error:
             return result(None, str(error))
         if value is None:
@@ -153,6 +155,7 @@ class PrometheusClient:
         promql: str,
         headers: Mapping[str, str] | None,
         auth: httpx.Auth | None,
+        verify: bool,
     ) -> float | None:
         url = f"{address.rstrip('/')}/api/v1/query"
         options: dict[str, Any] = {"params": {"query": promql}, "timeout": self.timeout}
@@ -161,7 +164,7 @@ class PrometheusClient:
         if auth is not None:  # auth=None would also drop the API client's own credentials
             options["auth"] = auth
         try:
-            response = self._endpoints.request("GET", url, **options)
+            response = self._endpoints.request("GET", url, verify=verify, **options)
         except httpx.HTTPError as error:
             raise _QueryError(transport_failure(error, self.timeout)) from None
         if response.status_code >= 400:

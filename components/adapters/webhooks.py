@@ -127,18 +127,6 @@ class WebhookCaller:
     def __init__(self, endpoints: Endpoints, backoff: float = 0.5) -> None:
         self._endpoints = endpoints
         self._backoff = backoff
-        self._insecure: httpx.Client | None = None
-
-    def __enter__(self) -> WebhookCaller:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._insecure is not None:
-            self._insecure.close()
-            self._insecure = None
 
     def call(
         self, hook: Webhook, *, name: str, namespace: str, phase: str, checksum: str
@@ -201,12 +189,6 @@ class WebhookCaller:
         return status, reason, status == 429 or status >= 500
 
     def _post(self, hook: Webhook, body: Mapping[str, Any], timeout: float) -> httpx.Response:
-        # `describe` returns the bare URL exactly when Endpoints would send it direct.
-        if hook.disable_tls and self._endpoints.describe(hook.url) == hook.url:
-            return self._insecure_client().post(hook.url, json=body, timeout=timeout)
-        return self._endpoints.request("POST", hook.url, json=body, timeout=timeout)
-
-    def _insecure_client(self) -> httpx.Client:
-        if self._insecure is None:
-            self._insecure = httpx.Client(verify=False)
-        return self._insecure
+        return self._endpoints.request(
+            "POST", hook.url, verify=not hook.disable_tls, json=body, timeout=timeout
+        )

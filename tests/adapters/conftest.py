@@ -17,6 +17,12 @@ def stub() -> Iterator[Stub]:
 
 
 @pytest.fixture
+def tls_stub() -> Iterator[Stub]:
+    with serving(tls=True) as running:
+        yield running
+
+
+@pytest.fixture
 def endpoints() -> Iterator[Endpoints]:
     with Endpoints() as direct:
         yield direct

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -79,11 +83,26 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving() -> Iterator[Stub]:
-    """A stub on a free loopback port for the duration of the block."""
+def serving(tls: bool = False) -> Iterator[Stub]:
+    """A stub on a free loopback port for the duration of the block; with `tls`, HTTPS with a
+    self-signed certificate that no client trusts."""
     recorder = Stub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
-    recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as directory:
+            key, cert = Path(directory) / "key.pem", Path(directory) / "cert.pem"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    recorder.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -276,3 +276,18 @@ def test_check_available_wants_vector_one_to_be_one(stub: Stub, endpoints: Endpo
 
     with pytest.raises(PrometheusError, match=r"answered vector\(1\) with 2\.0, not 1$"):
         client(endpoints, stub.url).check_available()
+
+
+def test_insecure_skip_verify_is_honoured_per_template(
+    tls_stub: Stub, endpoints: Endpoints
+) -> None:
+    tls_stub.default = Reply(body=ONE)
+    prom = client(endpoints, "http://unused:9090")
+
+    verified = prom.evaluate(metric_query("vector(1)", template=template(tls_stub.url)), "team")
+    assert not verified.passed
+    assert "CERTIFICATE_VERIFY_FAILED" in (verified.reason or "")
+
+    trusting = template(tls_stub.url, insecureSkipVerify=True)
+    result = prom.evaluate(metric_query("vector(1)", template=trusting), "team")
+    assert (result.passed, result.value) == (True, 1.0)

@@ -180,12 +180,14 @@ def test_connection_refused_fails_with_reason(caller: WebhookCaller) -> None:
     assert result.reason.startswith("ConnectError")
 
 
-def test_disable_tls_direct_url_still_posts(stub: Stub, caller: WebhookCaller) -> None:
-    with caller:
-        result = call(caller, hook(stub.url, disableTLS=True))
+def test_disable_tls_skips_certificate_checks(tls_stub: Stub, caller: WebhookCaller) -> None:
+    verified = call(caller, hook(tls_stub.url))
+    assert not verified.passed
+    assert "CERTIFICATE_VERIFY_FAILED" in (verified.reason or "")
 
+    result = call(caller, hook(tls_stub.url, disableTLS=True))
     assert result.passed
-    assert len(stub.seen) == 1
+    assert len(tls_stub.seen) == 1
 
 
 def test_call_all_stops_at_the_first_failure(stub: Stub, caller: WebhookCaller) -> None:
