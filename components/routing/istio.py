@@ -93,8 +93,9 @@ def _is_sticky(route: dict[str, Any], release: ReleaseSpec) -> bool:
     affinity = release.spec.analysis.session_affinity
     if affinity is None:
         return False
+    names = [name for name in (affinity.cookie_name, affinity.primary_cookie_name) if name]
     cookies = [(m.get("headers") or {}).get("Cookie") or {} for m in route.get("match") or []]
-    return any(affinity.cookie_name in str(cookie.get("regex", "")) for cookie in cookies)
+    return any(name in str(cookie.get("regex", "")) for cookie in cookies for name in names)
 
 
 def _route(
@@ -127,36 +128,43 @@ def _route(
 
 
 def _destinations(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    """The weighted split; with sticky sessions each side sets the cookie that keeps a user on
+    it (the primary's only when `primaryCookieName` is given)."""
+    primary = _destination(release, release.primary_service, state.primary_weight)
     canary = _destination(release, release.canary_service, state.canary_weight)
     affinity = release.spec.analysis.session_affinity
     if affinity and state.cookie and state.canary_weight:
-        canary["headers"] = {
-            "response": {
-                "add": {"Set-Cookie": _cookie(affinity.cookie_name, state.cookie, affinity)}
-            }
-        }
-    return [_destination(release, release.primary_service, state.primary_weight), canary]
+        for destination, name in (
+            (canary, affinity.cookie_name),
+            (primary, affinity.primary_cookie_name),
+        ):
+            if name:
+                cookie = _cookie(name, state.cookie, affinity)
+                destination["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+    return [primary, canary]
 
 
 def _sticky_routes(
     release: ReleaseSpec, state: TrafficState, weighted: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Users who got the canary cookie stay on the canary; the rest are split by weight."""
+    """Users who got the canary cookie stay on the canary, those who got the primary cookie (if
+    named) on the primary; the rest are split by weight."""
     affinity = release.spec.analysis.session_affinity
     assert affinity is not None and state.cookie is not None
     service = release.spec.service
-    sticky_match = HTTPMatchRequest(
-        headers={"Cookie": StringMatch(regex=f".*{affinity.cookie_name}.*{state.cookie}.*")}
-    )
-    sticky = _route(
-        release,
-        _merge([sticky_match], service.match),
-        [
-            _destination(release, release.primary_service, 0),
-            _destination(release, release.canary_service, 100),
-        ],
-    )
-    return [sticky, _route(release, service.match, weighted)]
+    routes = []
+    for name, canary_weight in ((affinity.cookie_name, 100), (affinity.primary_cookie_name, 0)):
+        if not name:
+            continue
+        match = HTTPMatchRequest(
+            headers={"Cookie": StringMatch(regex=f".*{name}.*{state.cookie}.*")}
+        )
+        destinations = [
+            _destination(release, release.primary_service, 100 - canary_weight),
+            _destination(release, release.canary_service, canary_weight),
+        ]
+        routes.append(_route(release, _merge([match], service.match), destinations))
+    return [*routes, _route(release, service.match, weighted)]
 
 
 def _cookie(name: str, value: str, affinity: Any) -> str:

@@ -313,12 +313,20 @@ def test_no_mirror_outside_a_mirror_step() -> None:
         assert "mirrorPercentage" not in route
 
 
-def test_session_affinity_pins_cookie_holders_to_the_canary() -> None:
+def test_session_affinity_pins_cookie_holders_to_their_side() -> None:
     release = release_of("session-affinity")
-    sticky, weighted = routing.http_routes(release, TrafficState(10, cookie="c0ffee"))
+    sticky, primary_sticky, weighted = routing.http_routes(
+        release, TrafficState(10, cookie="c0ffee")
+    )
     assert sticky["match"] == [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*c0ffee.*"}}}]
     assert weights(sticky) == {"sticky-primary": 0, "sticky-canary": 100}
+    assert primary_sticky["match"] == [
+        {"headers": {"Cookie": {"regex": ".*primary-cookie.*c0ffee.*"}}}
+    ]
+    assert weights(primary_sticky) == {"sticky-primary": 100, "sticky-canary": 0}
     assert weights(weighted) == {"sticky-primary": 90, "sticky-canary": 10}
+    primary_cookie = weighted["route"][0]["headers"]["response"]["add"]["Set-Cookie"]
+    assert primary_cookie.startswith("primary-cookie=c0ffee; Max-Age=21600")
     canary_destination = weighted["route"][1]
     cookie = canary_destination["headers"]["response"]["add"]["Set-Cookie"]
     assert cookie.split("; ") == [
@@ -330,7 +338,16 @@ def test_session_affinity_pins_cookie_holders_to_the_canary() -> None:
         "Secure",
         "SameSite=Strict",
     ]
-    assert routing.route_weights([sticky, weighted], release) == (90, 10, False)
+    assert routing.route_weights([sticky, primary_sticky, weighted], release) == (90, 10, False)
+
+
+def test_session_affinity_without_a_primary_cookie_pins_only_the_canary() -> None:
+    release = with_analysis(
+        BUNDLES["session-affinity"], stepWeight=10, sessionAffinity={"cookieName": "c"}
+    )
+    sticky, weighted = routing.http_routes(release, TrafficState(10, cookie="c0ffee"))
+    assert weights(sticky) == {"sticky-primary": 0, "sticky-canary": 100}
+    assert "headers" not in weighted["route"][0]
 
 
 def test_session_affinity_at_rest_is_the_plain_canary_route() -> None:
