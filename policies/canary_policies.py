@@ -50,6 +50,16 @@ Check = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]
 # --- Reading engine props -------------------------------------------------------------------
 
 
+def _setting(key: str, schema: dict[str, Any]) -> PolicyConfigSchema:
+    """A policy's one configurable setting, as a JSON schema property."""
+    return PolicyConfigSchema(properties={key: schema})
+
+
+def _percentage(key: str, default: int, description: str) -> PolicyConfigSchema:
+    schema = {"type": "integer", "minimum": 0, "maximum": 100, "default": default}
+    return _setting(key, {**schema, "description": description})
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -201,15 +211,14 @@ def _steps(analysis: Mapping[str, Any]) -> tuple[float | None, list[float]]:
     return (step, []) if step else (None, _numbers(analysis.get("stepWeights")))
 
 
-MIN_GATES_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minMetricGates": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 1,
-            "description": "Metrics with a thresholdRange each analysis must have.",
-        }
-    }
+MIN_GATES_SCHEMA = _setting(
+    "minMetricGates",
+    {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": "Metrics with a thresholdRange each analysis must have.",
+    },
 )
 
 
@@ -235,16 +244,15 @@ METRIC_GATE = _policy(
 )
 
 
-SUCCESS_RATE_SCHEMA = PolicyConfigSchema(
-    properties={
-        "gateKeywords": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["error", "success"],
-            "description": "A metric or MetricTemplate name containing one of these is a "
-            f"success-rate or error-rate gate ({SUCCESS_RATE_METRIC} always is).",
-        }
-    }
+SUCCESS_RATE_SCHEMA = _setting(
+    "gateKeywords",
+    {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": ["error", "success"],
+        "description": "A metric or MetricTemplate name containing one of these is a "
+        f"success-rate or error-rate gate ({SUCCESS_RATE_METRIC} always is).",
+    },
 )
 
 
@@ -279,16 +287,8 @@ SUCCESS_RATE_GATE = _policy(
 )
 
 
-MAX_WEIGHT_SCHEMA = PolicyConfigSchema(
-    properties={
-        "maxWeightCap": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 100,
-            "default": 50,
-            "description": "The highest traffic percentage a canary may reach before promotion.",
-        }
-    }
+MAX_WEIGHT_SCHEMA = _percentage(
+    "maxWeightCap", 50, "The highest traffic percentage a canary may reach before promotion."
 )
 
 
@@ -330,16 +330,8 @@ MAX_WEIGHT = _policy(
 )
 
 
-FIRST_STEP_SCHEMA = PolicyConfigSchema(
-    properties={
-        "firstStepCap": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 100,
-            "default": 20,
-            "description": "The highest traffic percentage of a canary's first step.",
-        }
-    }
+FIRST_STEP_SCHEMA = _percentage(
+    "firstStepCap", 20, "The highest traffic percentage of a canary's first step."
 )
 
 
@@ -371,15 +363,14 @@ FIRST_STEP = _policy(
 )
 
 
-THRESHOLD_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minThreshold": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 1,
-            "description": "The fewest failed checks analysis.threshold may allow.",
-        }
-    }
+THRESHOLD_SCHEMA = _setting(
+    "minThreshold",
+    {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": "The fewest failed checks analysis.threshold may allow.",
+    },
 )
 
 
@@ -412,15 +403,14 @@ THRESHOLD = _policy(
 )
 
 
-INTERVAL_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minInterval": {
-            "type": "string",
-            "pattern": f"^{_DURATION.pattern}$",
-            "default": "30s",
-            "description": "The shortest analysis.interval, as a duration such as 30s or 1m.",
-        }
-    }
+INTERVAL_SCHEMA = _setting(
+    "minInterval",
+    {
+        "type": "string",
+        "pattern": f"^{_DURATION.pattern}$",
+        "default": "30s",
+        "description": "The shortest analysis.interval, as a duration such as 30s or 1m.",
+    },
 )
 
 
@@ -480,14 +470,13 @@ NO_SKIP_ANALYSIS = _policy(
 )
 
 
-WEBHOOK_SCHEMA = PolicyConfigSchema(
-    properties={
-        "clusterDomain": {
-            "type": "string",
-            "default": "cluster.local",
-            "description": "The cluster's DNS domain, for `<svc>.<ns>.svc.<domain>` hosts.",
-        }
-    }
+WEBHOOK_SCHEMA = _setting(
+    "clusterDomain",
+    {
+        "type": "string",
+        "default": "cluster.local",
+        "description": "The cluster's DNS domain, for `<svc>.<ns>.svc.<domain>` hosts.",
+    },
 )
 
 
@@ -556,15 +545,14 @@ READINESS_PROBE = _policy(
 )
 
 
-REQUESTS_SCHEMA = PolicyConfigSchema(
-    properties={
-        "requiredRequests": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["cpu", "memory"],
-            "description": "Resources every container must request.",
-        }
-    }
+REQUESTS_SCHEMA = _setting(
+    "requiredRequests",
+    {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": ["cpu", "memory"],
+        "description": "Resources every container must request.",
+    },
 )
 
 
