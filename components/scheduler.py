@@ -28,6 +28,8 @@ from .spec import HookType, ReleaseSpec
 
 # A record whose heartbeat is older than this many intervals belongs to an interrupted run.
 STALE_HEARTBEATS = 3
+# Phases of a release still under way: its canary may have traffic.
+IN_FLIGHT = (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING)
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,13 @@ class Scheduler:
         report.duration_s = round(self.clock() - started, 3)
         return report
 
+    def reset(self) -> None:
+        """Ends an interrupted release without analysis, when the primary already runs the
+        template being declared: traffic to the primary, canary to zero."""
+        self._take_over()
+        self.io.cluster.scale(self.release.target, 0)
+        self._save({"phase": Phase.SUCCEEDED, "weight": 0, "reason": None})
+
     def finalise(self, succeeded_at: str = "Succeeded") -> None:
         """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert."""
         analysis = self.release.spec.analysis
@@ -303,12 +312,7 @@ class Scheduler:
         """
         record, version = self.io.cluster.load_record()
         self._record_version = version
-        if record and record.get("phase") in (
-            Phase.PROGRESSING,
-            Phase.WAITING,
-            Phase.WAITING_PROMOTION,
-            Phase.PROMOTING,
-        ):
+        if record and record.get("phase") in IN_FLIGHT:
             age = self.clock() - float(record.get("heartbeat", 0))
             stale_after = STALE_HEARTBEATS * max(self.interval, 10.0)
             if age < stale_after and not owner_is_dead(record.get("owner")):

@@ -22,7 +22,7 @@ from ..adapters.kube import KubeAccess
 from ..analysis.engine import Phase
 from ..analysis.plan import images_of, plan, review
 from ..routing import integral, template_revision
-from ..scheduler import Adapters, Scheduler
+from ..scheduler import IN_FLIGHT, Adapters, Scheduler
 from ..spec import ReleaseSpec, SpecError, parse_seconds
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
@@ -198,7 +198,7 @@ class RolloutProvider(dyn.ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """A new pod template is a release, reviewed in one line; other inputs rewrite state."""
         template = pod_template(news)
-        if has_unknown(template):
+        if has_unknown(template) or olds.get("interrupted"):
             return dyn.DiffResult(changes=True, replaces=[])
         if template_revision(template) != olds.get("revision"):
             if not any(has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval")):
@@ -238,6 +238,8 @@ class RolloutProvider(dyn.ResourceProvider):
         """Runs the analysis of a new template; raises, with the reason, when it fails."""
         revision = template_revision(pod_template(news))
         if revision == olds.get("revision"):
+            if olds.get("interrupted"):
+                return dyn.UpdateResult(self._reset(news, revision))
             phase = str(olds.get("phase") or Phase.SUCCEEDED)
             return dyn.UpdateResult(outputs(news, phase=phase, revision=revision))
         release = release_of(news)
@@ -263,6 +265,35 @@ class RolloutProvider(dyn.ResourceProvider):
                     f"({report.failed_checks} failed checks)"
                 )
         return dyn.UpdateResult(outputs(news, phase=str(Phase.PROMOTING), revision=revision))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        """`pulumi refresh`: finds a release of another template interrupted on the cluster.
+
+        It is marked in state (`interrupted`), so the next `pulumi up` has a diff even when its
+        template is the promoted one, and its update takes the traffic back to the primary.
+        """
+        release = release_of(props)
+        with _connect(props, release) as adapters:
+            record, _ = adapters.cluster.load_record()
+        outs = {key: value for key, value in props.items() if key != "interrupted"}
+        if (
+            record
+            and record.get("phase") in IN_FLIGHT
+            and record.get("revision") != props.get("revision")
+        ):
+            outs["interrupted"] = record.get("revision")
+            say(
+                f"{release.name}: an interrupted release of {record.get('revision')} holds "
+                f"{record.get('weight')}% of the traffic; the next `pulumi up` takes it back"
+            )
+        return dyn.ReadResult(id_, outs)
+
+    def _reset(self, props: dict[str, Any], revision: str) -> dict[str, Any]:
+        """The declared template is the promoted one: end the interrupted release at rest."""
+        release = release_of(props)
+        with _connect(props, release) as adapters:
+            _scheduler(release, adapters, props).reset()
+        return outputs(props, phase=str(Phase.SUCCEEDED), revision=revision)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Removes the release record; one already gone is fine."""

@@ -7,6 +7,9 @@ release is analysed against the real Prometheus scraping the simulated mesh.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,37 @@ def test_7_without_ignore_changes_the_same_up_would_conflict(bed: TestBed) -> No
             assert raised.value.response.status_code == 409
         finally:
             cluster.set_routes(TrafficState())
+
+
+def test_8_refresh_then_up_recovers_a_release_interrupted_mid_analysis(
+    engine: Engine, bed: TestBed
+) -> None:
+    """A killed `pulumi up` left the canary at 30% with a record owned by a dead process; the
+    user goes back to the promoted image. `pulumi refresh` spots the release, and the next
+    `up` takes the traffic back to the primary without analysing the promoted image again."""
+    release = ReleaseSpec.parse(
+        canary=yaml.safe_load((ROOT / "examples/podinfo/canary.yaml").read_text()),
+        deployment=yaml.safe_load((ROOT / "examples/podinfo/deployment.yaml").read_text()),
+    )
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=30))
+        cluster.scale("podinfo", 2)
+        _, version = cluster.load_record()
+        interrupted = {
+            "phase": "Progressing",
+            "revision": "0123456789abcdef",
+            "weight": 30,
+            "heartbeat": time.time(),
+            "owner": {"host": socket.gethostname(), "pid": dead.pid},
+        }
+        cluster.save_record(interrupted, version)
+    assert "holds 30% of the traffic" in engine.refresh()
+    run = up(engine, bed, f"{IMAGE}:6.3.1")
+    assert "an interrupted release was found at canary weight 30" in run.output
+    assert "weight 10%" not in run.output
+    assert weights(bed) == AT_REST
+    assert replicas_of(bed, "podinfo") == 0
+    assert record(bed)["phase"] == "Succeeded"
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"

@@ -436,3 +436,67 @@ def test_finaliser_rerun_after_a_failed_finalise_acts_again(
     provider.update("id", old, promoted)
     provider.update("id", old, promoted)
     assert finalise.finalised == 2
+
+
+# -- refresh after an interruption ------------------------------------------------------------
+
+
+def test_refresh_marks_a_release_interrupted_on_the_cluster(
+    props: dict[str, Any], cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = state_of(props)
+    cluster.record = {"phase": "Progressing", "revision": "other", "weight": 30}
+    result = RolloutProvider().read("default/podinfo", state)
+    assert result.outs is not None
+    assert result.outs["interrupted"] == "other"
+    assert result.outs["revision"] == state["revision"]
+    assert "holds 30% of the traffic" in capsys.readouterr().out
+    # The next `up` of the same template then has a diff.
+    assert RolloutProvider().diff("id", result.outs, props).changes is True
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"phase": "Succeeded", "revision": "other"}, {"phase": "Failed", "revision": "other"}, None],
+)
+def test_refresh_leaves_state_alone_without_an_interrupted_release(
+    props: dict[str, Any], cluster: FakeCluster, record: dict[str, Any] | None
+) -> None:
+    state = state_of(props)
+    cluster.record = record
+    result = RolloutProvider().read("default/podinfo", state)
+    assert result.outs == state
+
+
+def test_refresh_leaves_an_unfinished_finalise_to_the_finaliser(
+    props: dict[str, Any], cluster: FakeCluster
+) -> None:
+    """Promoting for the state's own revision: the analysis ended, the finaliser reruns."""
+    state = state_of(props)
+    cluster.record = {"phase": "Promoting", "revision": state["revision"]}
+    result = RolloutProvider().read("default/podinfo", state)
+    assert result.outs is not None and "interrupted" not in result.outs
+
+
+class ResetRecorder:
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def analyse(self) -> ReleaseReport:
+        raise AssertionError("the promoted template is not analysed again")
+
+
+def test_update_after_refresh_resets_to_the_promoted_template(
+    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = ResetRecorder()
+    monkeypatch.setattr(rollout, "_scheduler", lambda *_: recorder)
+    olds = {**state_of(props), "interrupted": "other"}
+    outs = RolloutProvider().update("id", olds, props).outs
+    assert recorder.resets == 1
+    assert outs is not None
+    assert outs["phase"] == "Succeeded"
+    assert "interrupted" not in outs
