@@ -9,7 +9,6 @@ nothing on import. `check` and `diff` run at preview and must stay pure: no netw
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from ..adapters.kube import KubeAccess
 from ..analysis.engine import Phase
 from ..analysis.plan import images_of, plan, review
 from ..routing import integral, template_revision
-from ..scheduler import IN_FLIGHT, Adapters, Scheduler
+from ..scheduler import IN_FLIGHT, Adapters, Scheduler, print_progress
 from ..spec import ReleaseSpec, SpecError, parse_seconds
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
@@ -134,11 +133,6 @@ def record_id(release: ReleaseSpec) -> str:
     return f"{release.namespace}/{release.name}"
 
 
-def say(line: str) -> None:
-    """One line of `pulumi preview`/`up` output: the engine forwards the plugin's stdout."""
-    print(line, file=sys.stdout, flush=True)
-
-
 # -- I/O, built per call ------------------------------------------------------------------------
 
 
@@ -192,7 +186,9 @@ class RolloutProvider(dyn.ResourceProvider):
             else:
                 template = pod_template(news)
                 if not olds and not failures and not has_unknown(template):
-                    say(review(release.name, release.spec.analysis, None, integral(template)))
+                    print_progress(
+                        review(release.name, release.spec.analysis, None, integral(template))
+                    )
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -203,7 +199,7 @@ class RolloutProvider(dyn.ResourceProvider):
         if template_revision(template) != olds.get("revision"):
             if not any(has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval")):
                 release = release_of(news)
-                say(
+                print_progress(
                     review(
                         release.name,
                         release.spec.analysis,
@@ -229,7 +225,7 @@ class RolloutProvider(dyn.ResourceProvider):
             adapters.cluster.save_record(
                 {"phase": str(Phase.SUCCEEDED), "revision": revision, "reason": None}, version
             )
-        say(f"{release.name}: initial release {revision} promoted without analysis")
+        print_progress(f"{release.name}: initial release {revision} promoted without analysis")
         return dyn.CreateResult(
             record_id(release), outputs(props, phase=str(Phase.SUCCEEDED), revision=revision)
         )
@@ -282,7 +278,7 @@ class RolloutProvider(dyn.ResourceProvider):
             and record.get("revision") != props.get("revision")
         ):
             outs["interrupted"] = record.get("revision")
-            say(
+            print_progress(
                 f"{release.name}: an interrupted release of {record.get('revision')} holds "
                 f"{record.get('weight')}% of the traffic; the next `pulumi up` takes it back"
             )
@@ -336,7 +332,7 @@ class FinaliserProvider(dyn.ResourceProvider):
         release = release_of(news)
         with _connect(news, release) as adapters:
             _scheduler(release, adapters, news).finalise()
-        say(f"{release.name}: release {news.get('revision')} promoted and finalised")
+        print_progress(f"{release.name}: release {news.get('revision')} promoted and finalised")
         return outs
 
 

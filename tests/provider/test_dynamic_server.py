@@ -8,25 +8,18 @@ map to gRPC statuses whose details carry the reason. It does not reproduce the e
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
-from google.protobuf import struct_pb2  # type: ignore[import-untyped]
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components.provider.rollout import RolloutProvider, outputs
+from components.provider.rollout import outputs
+from tests.provider.dynamic_server import PROVIDER, DynamicServer, plain, struct, urn
 
-ROOT = Path(__file__).resolve().parents[2]
-URN = "urn:pulumi:dev::canary::pulumi-python:dynamic/canary:Rollout::podinfo"
+URN = urn("podinfo")
 
 # Nothing listens on port 1: every API call fails at once with a connection error.
 UNREACHABLE_KUBECONFIG = """\
@@ -48,39 +41,14 @@ current-context: nowhere
 @pytest.fixture(scope="module")
 def stub() -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
     """The server the CLI's `pulumi-resource-pulumi-python` starts, from the project root."""
-    python = ROOT / "venv" / "bin" / "python"
-    process = subprocess.Popen(
-        [str(python if python.exists() else sys.executable), "-u", "-m", "pulumi.dynamic"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline().decode().strip())
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-            yield provider_pb2_grpc.ResourceProviderStub(channel)
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def struct(props: dict[str, Any]) -> struct_pb2.Struct:
-    return asyncio.run(rpc.serialize_properties(props, {}))
-
-
-def plain(message: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(rpc.deserialize_properties(message))
+    with DynamicServer() as server:
+        yield server.stub
 
 
 @pytest.fixture
 def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     return {
-        "__provider": serialize_provider(RolloutProvider()),
+        "__provider": PROVIDER,
         "canary": canary,
         "deployment": deployment,
         "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
