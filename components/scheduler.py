@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -81,8 +83,17 @@ def owner_is_dead(owner: Any) -> bool:
 
 
 def print_progress(line: str) -> None:
-    """Pulumi (3.146+) forwards a dynamic provider's stdout line by line to `pulumi up`."""
-    print(line, flush=True)
+    """Pulumi (3.146+) forwards a dynamic provider's stdout line by line to `pulumi up`.
+
+    One write per line, under a lock: `print` writes the text and the newline separately, so
+    releases running on the provider's other threads could splice their lines together.
+    """
+    with _OUTPUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+_OUTPUT_LOCK = threading.Lock()
 
 
 @dataclass
