@@ -98,7 +98,8 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     interval = props.get("interval")
     if interval is not None and not isinstance(interval, Unknown):
         try:
-            parse_seconds(interval)
+            if parse_seconds(interval) <= 0:
+                failures.append(dyn.CheckFailure("interval", f"must be positive, not {interval!r}"))
         except (SpecError, ValueError, TypeError) as error:
             failures.append(dyn.CheckFailure("interval", f"not a duration: {error}"))
     retry = props.get("retryFailed")

@@ -136,6 +136,13 @@ def test_check_reports_bad_fields_by_path(props: dict[str, Any]) -> None:
     assert all(failure.reason for failure in failures)
 
 
+def test_check_rejects_a_zero_interval_naming_it(props: dict[str, Any]) -> None:
+    failures = RolloutProvider().check({}, {**props, "interval": "0s"}).failures
+    assert [(f.property, f.reason) for f in failures] == [
+        ("interval", "must be positive, not '0s'")
+    ]
+
+
 def test_check_tolerates_unknowns_anywhere(props: dict[str, Any]) -> None:
     props["deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] = unknown()
     props["podTemplate"]["spec"]["containers"][0]["image"] = unknown()
