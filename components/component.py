@@ -17,7 +17,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import routing
-from .provider.rollout import GateOptions, ReleaseInputs, Rollout, RolloutFinaliser
+from .provider.rollout import (
+    GateOptions,
+    ReleaseGuard,
+    ReleaseInputs,
+    Rollout,
+    RolloutFinaliser,
+)
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
 
@@ -57,6 +63,7 @@ class CanaryDeployment(pulumi.ComponentResource):
     virtual_service: k8s.apiextensions.CustomResource
     autoscalers: list[k8s.autoscaling.v2.HorizontalPodAutoscaler]
     metric_templates: list[k8s.core.v1.ConfigMap]
+    guard: ReleaseGuard
     rollout: Rollout
     finaliser: RolloutFinaliser
 
@@ -75,13 +82,6 @@ class CanaryDeployment(pulumi.ComponentResource):
         self.release = release
         child = pulumi.ResourceOptions(parent=self)
 
-        self.canary_deployment = _deployment(
-            f"{name}-canary",
-            routing.canary_deployment(release, replicas=0),
-            pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(ignore_changes=RELEASE_OWNED_REPLICAS)
-            ),
-        )
         self.metric_templates = [
             _metric_template(name, release, template, child)
             for template in release.metric_templates
@@ -92,6 +92,18 @@ class CanaryDeployment(pulumi.ComponentResource):
             metric_templates=[_manifest(template) for template in args.metric_templates],
             alert_providers=[_manifest(provider) for provider in args.alert_providers],
             autoscaler=args.autoscaler,
+        )
+        # Before the canary Deployment changes: no traffic left on the canary from before.
+        self.guard = ReleaseGuard(f"{name}-guard", inputs, args.gate, child)
+        self.canary_deployment = _deployment(
+            f"{name}-canary",
+            routing.canary_deployment(release, replicas=0),
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    ignore_changes=RELEASE_OWNED_REPLICAS, depends_on=[self.guard]
+                ),
+            ),
         )
         # The gate runs once the canary runs the new template; its output is the template the
         # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
@@ -153,7 +165,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             f"{name}-finaliser",
             inputs,
             args.gate,
-            revision=self.rollout.revision,
+            promotion=self.rollout.promotion,
             phase=self.rollout.phase,
             primary=self.primary_deployment.id,
             opts=pulumi.ResourceOptions.merge(

@@ -169,11 +169,25 @@ class Scheduler:
     def analyse(self) -> ReleaseReport:
         """Runs until the canary is verified (Promoting) or rolled back (Failed)."""
         started = self.clock()
-        deadline = started + self.deadline_seconds
         report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
         self._take_over()
+        try:
+            release = self._run(report, started + self.deadline_seconds)
+        except ReleaseConflict:
+            raise  # another run holds the release now: its traffic is not ours to move
+        except Exception as error:
+            self._abandon(error)
+            raise
+        report.outcome = "promoted" if release.phase is Phase.PROMOTING else "rolled_back"
+        report.failed_checks = release.failed_checks
+        report.iterations = release.iterations
+        report.reason = release.reason if release.phase is Phase.FAILED else None
+        report.duration_s = round(self.clock() - started, 3)
+        return report
+
+    def _run(self, report: ReleaseReport, deadline: float) -> Release:
         decision = begin(self.spec)
-        scaled_at = started
+        scaled_at = self.clock()
         while True:
             if decision.scale_canary_up:
                 scaled_at = self.clock()
@@ -187,19 +201,50 @@ class Scheduler:
                 self.sleep(min(self.interval, 5.0))
             results = self._run_gates(release, scaled_at, report)
             decision = advance(self.spec, release, results, self.clock(), deadline)
-        report.outcome = "promoted" if release.phase is Phase.PROMOTING else "rolled_back"
-        report.failed_checks = release.failed_checks
-        report.iterations = release.iterations
-        report.reason = release.reason if release.phase is Phase.FAILED else None
-        report.duration_s = round(self.clock() - started, 3)
-        return report
+        return release
 
-    def reset(self) -> None:
-        """Ends an interrupted release without analysis, when the primary already runs the
-        template being declared: traffic to the primary, canary to zero."""
+    def clear_way(self) -> None:
+        """Before the canary Deployment takes a new template: no traffic may reach it.
+
+        A release left at some weight (interrupted, or promoted without finishing) is ended:
+        all traffic to the primary, canary to zero. A release another run is driving stops
+        this one instead (ReleaseConflict).
+        """
+        record, _ = self.io.cluster.load_record()
+        _, weight, mirrored = self.io.cluster.read_routes()
+        if not weight and not mirrored and not (record and record.get("phase") in IN_FLIGHT):
+            return
         self._take_over()
         self.io.cluster.scale(self.release.target, 0)
-        self._save({"phase": Phase.SUCCEEDED, "weight": 0, "reason": None})
+        self.progress(
+            f"{self.release.name}: the canary is at zero before it takes the new template"
+        )
+        reason = f"ended at canary weight {weight} before the next release"
+        self._save({"phase": Phase.FAILED, "retryable": True, "weight": 0, "reason": reason})
+
+    def _abandon(self, error: Exception) -> None:
+        """An error stopped the analysis: back to rest as far as the cluster lets us, and a
+        record that lets the next run start over (the failure was not the canary's)."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("route all traffic to the primary", lambda: self._route(TrafficState())),
+            ("scale the canary to zero", lambda: self.io.cluster.scale(self.release.target, 0)),
+            (
+                "record the interruption",
+                lambda: self._save(
+                    {
+                        "phase": Phase.FAILED,
+                        "retryable": True,
+                        "weight": 0,
+                        "reason": f"stopped by an error: {error}",
+                    }
+                ),
+            ),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as cleanup_error:  # best effort: report, and try the next step
+                self.progress(f"{self.release.name}: could not {what}: {cleanup_error}")
 
     def finalise(self, succeeded_at: str = "Succeeded") -> None:
         """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert."""

@@ -9,6 +9,7 @@ nothing on import. `check` and `diff` run at preview and must stay pure: no netw
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from ..adapters.kube import KubeAccess
 from ..analysis.engine import Phase
 from ..analysis.plan import images_of, plan, review
 from ..routing import integral, template_revision
-from ..scheduler import IN_FLIGHT, Adapters, Scheduler, print_progress
+from ..scheduler import Adapters, Scheduler, print_progress
 from ..spec import ReleaseSpec, SpecError, parse_seconds
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
@@ -39,7 +40,9 @@ INPUT_KEYS = (
 )
 # Outputs a Rollout adds to its inputs. None of them is derived from `kubeconfig`: the engine
 # re-marks as secret only outputs whose key matches a secret input.
-OUTPUT_KEYS = ("revision", "phase", "plan")
+OUTPUT_KEYS = ("revision", "phase", "promotion", "plan")
+# The promotion of a Rollout's first release, which needs no finalising.
+INITIAL_PROMOTION = "initial"
 
 
 class RolloutFailed(Exception):  # noqa: N818 (reads as a sentence in `pulumi up` output)
@@ -116,15 +119,18 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     return failures
 
 
-def outputs(props: Mapping[str, Any], *, phase: str, revision: str | None = None) -> dict[str, Any]:
-    """The inputs (kubeconfig under its own key only) plus the revision, phase and plan."""
+def outputs(props: Mapping[str, Any], *, phase: str, promotion: str) -> dict[str, Any]:
+    """The inputs (kubeconfig under its own key only) plus the revision, phase, promotion and
+    plan. `promotion` identifies one promotion, so the finaliser acts once for each, even for
+    a template promoted before."""
     template = integral(pod_template(props))
     outs = {key: props.get(key) for key in INPUT_KEYS}
     outs["retryFailed"] = bool(props.get("retryFailed") or False)
     outs.update(
         podTemplate=template,
-        revision=revision or template_revision(template),
+        revision=template_revision(template),
         phase=phase,
+        promotion=promotion,
         plan=plan(release_of(props).spec.analysis, interval_of(props)).describe(),
     )
     return outs
@@ -162,7 +168,13 @@ def _scheduler(release: ReleaseSpec, adapters: Adapters, props: Mapping[str, Any
 def _mark_failed(adapters: Adapters, revision: str, reason: str) -> None:
     """Makes sure the record says Failed, for this revision, with the reason a rerun reports."""
     record, version = adapters.cluster.load_record()
-    wanted = {**(record or {}), "phase": str(Phase.FAILED), "revision": revision, "reason": reason}
+    wanted = {
+        **(record or {}),
+        "phase": str(Phase.FAILED),
+        "revision": revision,
+        "reason": reason,
+        "retryable": False,
+    }
     if record != wanted:
         adapters.cluster.save_record(wanted, version)
 
@@ -195,7 +207,7 @@ class RolloutProvider(dyn.ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """A new pod template is a release, reviewed in one line; other inputs rewrite state."""
         template = pod_template(news)
-        if has_unknown(template) or olds.get("interrupted"):
+        if has_unknown(template):
             return dyn.DiffResult(changes=True, replaces=[])
         if template_revision(template) != olds.get("revision"):
             if not any(has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval")):
@@ -227,18 +239,16 @@ class RolloutProvider(dyn.ResourceProvider):
                 {"phase": str(Phase.SUCCEEDED), "revision": revision, "reason": None}, version
             )
         print_progress(f"{release.name}: initial release {revision} promoted without analysis")
-        return dyn.CreateResult(
-            record_id(release), outputs(props, phase=str(Phase.SUCCEEDED), revision=revision)
-        )
+        outs = outputs(props, phase=str(Phase.SUCCEEDED), promotion=INITIAL_PROMOTION)
+        return dyn.CreateResult(record_id(release), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         """Runs the analysis of a new template; raises, with the reason, when it fails."""
         revision = template_revision(pod_template(news))
         if revision == olds.get("revision"):
-            if olds.get("interrupted"):
-                return dyn.UpdateResult(self._reset(news, revision))
             phase = str(olds.get("phase") or Phase.SUCCEEDED)
-            return dyn.UpdateResult(outputs(news, phase=phase, revision=revision))
+            promotion = str(olds.get("promotion") or INITIAL_PROMOTION)
+            return dyn.UpdateResult(outputs(news, phase=phase, promotion=promotion))
         release = release_of(news)
         what = f"{release.name}: release of {images_of(pod_template(news))} ({revision})"
         with _connect(news, release) as adapters:
@@ -247,6 +257,7 @@ class RolloutProvider(dyn.ResourceProvider):
                 record
                 and record.get("phase") == Phase.FAILED
                 and record.get("revision") == revision
+                and not record.get("retryable")
                 and not news.get("retryFailed")
             ):
                 raise RolloutFailed(
@@ -261,36 +272,8 @@ class RolloutProvider(dyn.ResourceProvider):
                     f"{what} rolled back, the primary is unchanged: {reason} "
                     f"({report.failed_checks} failed checks)"
                 )
-        return dyn.UpdateResult(outputs(news, phase=str(Phase.PROMOTING), revision=revision))
-
-    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        """`pulumi refresh`: finds a release of another template interrupted on the cluster.
-
-        It is marked in state (`interrupted`), so the next `pulumi up` has a diff even when its
-        template is the promoted one, and its update takes the traffic back to the primary.
-        """
-        release = release_of(props)
-        with _connect(props, release) as adapters:
-            record, _ = adapters.cluster.load_record()
-        outs = {key: value for key, value in props.items() if key != "interrupted"}
-        if (
-            record
-            and record.get("phase") in IN_FLIGHT
-            and record.get("revision") != props.get("revision")
-        ):
-            outs["interrupted"] = record.get("revision")
-            print_progress(
-                f"{release.name}: an interrupted release of {record.get('revision')} holds "
-                f"{record.get('weight')}% of the traffic; the next `pulumi up` takes it back"
-            )
-        return dyn.ReadResult(id_, outs)
-
-    def _reset(self, props: dict[str, Any], revision: str) -> dict[str, Any]:
-        """The declared template is the promoted one: end the interrupted release at rest."""
-        release = release_of(props)
-        with _connect(props, release) as adapters:
-            _scheduler(release, adapters, props).reset()
-        return outputs(props, phase=str(Phase.SUCCEEDED), revision=revision)
+        promotion = uuid.uuid4().hex[:16]
+        return dyn.UpdateResult(outputs(news, phase=str(Phase.PROMOTING), promotion=promotion))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Removes the release record; one already gone is fine."""
@@ -299,24 +282,52 @@ class RolloutProvider(dyn.ResourceProvider):
             adapters.cluster.delete_record()
 
 
-FINALISER_KEYS = (*INPUT_KEYS, "revision", "phase", "primary")
+def _inputs_changed(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Sequence[str]) -> bool:
+    return any(
+        has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
+        for key in keys
+    )
+
+
+class GuardProvider(dyn.ResourceProvider):
+    """Runs before the canary Deployment takes a new template, and takes any traffic an
+    earlier release left on the canary (interrupted, or promoted without finishing) back to
+    the primary: the new template never serves users before its analysis routes them to it.
+    """
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        return dyn.DiffResult(changes=_inputs_changed(olds, news, INPUT_KEYS), replaces=[])
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        """Also on create: a stack adopting a canary that already carries traffic."""
+        release = release_of(props)
+        self._clear_way(release, props)
+        return dyn.CreateResult(record_id(release), _echo(props, INPUT_KEYS))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        if template_revision(pod_template(news)) != template_revision(pod_template(olds)):
+            self._clear_way(release_of(news), news)
+        return dyn.UpdateResult(_echo(news, INPUT_KEYS))
+
+    def _clear_way(self, release: ReleaseSpec, props: dict[str, Any]) -> None:
+        with _connect(props, release) as adapters:
+            _scheduler(release, adapters, props).clear_way()
+
+
+FINALISER_KEYS = (*INPUT_KEYS, "promotion", "phase", "primary")
 
 
 class FinaliserProvider(dyn.ResourceProvider):
     """After the primary runs the promoted template: traffic to it, canary to zero, hooks.
 
     Ordered after the primary Deployment by a dependency input (`primary`), so Pulumi has
-    already applied and awaited the promotion when this runs. It acts once per promoted
-    revision; a rerun after a failed or interrupted finalise acts again, as its state did not
-    move on.
+    already applied and awaited the promotion when this runs. It acts once per promotion (the
+    Rollout's `promotion` output); a rerun after a failed or interrupted finalise acts again,
+    as its state did not move on.
     """
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        changed = any(
-            has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
-            for key in FINALISER_KEYS
-        )
-        return dyn.DiffResult(changes=changed, replaces=[])
+        return dyn.DiffResult(changes=_inputs_changed(olds, news, FINALISER_KEYS), replaces=[])
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         outs = self._finalise(None, props)
@@ -326,15 +337,19 @@ class FinaliserProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(self._finalise(olds, news))
 
     def _finalise(self, olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
-        outs = {key: news.get(key) for key in FINALISER_KEYS}
-        fresh = olds is None or olds.get("revision") != news.get("revision")
+        outs = _echo(news, FINALISER_KEYS)
+        fresh = olds is None or olds.get("promotion") != news.get("promotion")
         if not fresh or news.get("phase") != Phase.PROMOTING:
             return outs
         release = release_of(news)
         with _connect(news, release) as adapters:
             _scheduler(release, adapters, news).finalise()
-        print_progress(f"{release.name}: release {news.get('revision')} promoted and finalised")
+        print_progress(f"{release.name}: promotion {news.get('promotion')} finalised")
         return outs
+
+
+def _echo(props: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: props.get(key) for key in keys}
 
 
 # -- the resources --------------------------------------------------------------------------
@@ -425,6 +440,7 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
     pod_template: pulumi.Output[dict[str, Any]]
     revision: pulumi.Output[str]
     phase: pulumi.Output[str]
+    promotion: pulumi.Output[str]
     plan: pulumi.Output[str]
 
     def __init__(
@@ -449,6 +465,20 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
         return "podTemplate" if prop == "pod_template" else prop
 
 
+class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
+    """Clears the canary's traffic before the canary Deployment is given a new template."""
+
+    def __init__(
+        self,
+        name: str,
+        release: ReleaseInputs,
+        gate: GateOptions | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {**release.props(), **(gate or GateOptions()).props()}
+        super().__init__(GuardProvider(), name, props, _options(opts))
+
+
 class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
     """Finishes a promoted release once the primary Deployment (`primary`) is up to date."""
 
@@ -458,11 +488,11 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
         release: ReleaseInputs,
         gate: GateOptions | None,
         *,
-        revision: pulumi.Input[str],
+        promotion: pulumi.Input[str],
         phase: pulumi.Input[str],
         primary: pulumi.Input[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {**release.props(), **(gate or GateOptions()).props()}
-        props.update(revision=revision, phase=phase, primary=primary)
+        props.update(promotion=promotion, phase=phase, primary=primary)
         super().__init__(FinaliserProvider(), name, props, _options(opts))

@@ -51,7 +51,7 @@ def test_tutorial_canary_declares_flaggers_objects(mocks: EchoMocks) -> None:
         names = {
             kind: sorted(r.inputs["metadata"]["name"] for r in rs)
             for kind, rs in kinds.items()
-            if kind not in ("CanaryDeployment", "Rollout", "RolloutFinaliser")
+            if kind not in ("CanaryDeployment", "ReleaseGuard", "Rollout", "RolloutFinaliser")
         }
         assert names["Deployment"] == ["podinfo", "podinfo-primary"]
         assert names["Service"] == ["podinfo", "podinfo-canary", "podinfo-primary"]

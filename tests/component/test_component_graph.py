@@ -42,6 +42,7 @@ def children_of(component: CanaryDeployment) -> list[pulumi.CustomResource]:
         component.virtual_service,
         *component.autoscalers,
         *component.metric_templates,
+        component.guard,
         component.rollout,
         component.finaliser,
     ]

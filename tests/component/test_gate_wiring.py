@@ -18,6 +18,7 @@ from tests.conftest import RecordingMonitor, Registration, load_yaml, tutorial_b
 
 ROLLOUT = "pulumi-python:dynamic/canary:Rollout"
 FINALISER = "pulumi-python:dynamic/canary:RolloutFinaliser"
+GUARD = "pulumi-python:dynamic/canary:ReleaseGuard"
 PROMOTED_IMAGE = "ghcr.io/stefanprodan/podinfo:6.3.0"
 
 
@@ -29,7 +30,9 @@ class PromotedMocks(pulumi.runtime.Mocks):
         if args.typ == ROLLOUT:
             promoted = copy.deepcopy(outs["podTemplate"])
             promoted["spec"]["containers"][0]["image"] = PROMOTED_IMAGE
-            outs.update(podTemplate=promoted, revision="r1", phase="Promoting", plan="p")
+            outs.update(
+                podTemplate=promoted, revision="r1", phase="Promoting", promotion="x", plan="p"
+            )
         return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
@@ -84,7 +87,7 @@ def test_the_primary_runs_the_template_the_gate_promoted() -> None:
 
 
 @pulumi.runtime.test
-def test_the_gate_runs_after_the_canary_and_before_the_primary(monitor: RecordingMonitor) -> None:
+def test_the_order_guard_canary_gate_primary_finaliser(monitor: RecordingMonitor) -> None:
     component = CanaryDeployment.from_flagger(
         "podinfo", canary=load_yaml("canary.yaml"), deployment=load_yaml("deployment.yaml")
     )
@@ -98,8 +101,10 @@ def test_the_gate_runs_after_the_canary_and_before_the_primary(monitor: Recordin
             "kubernetes:networking.istio.io/v1:VirtualService",
             "podinfo-virtualservice",
         )
+        guard = find(registrations, GUARD, "podinfo-guard")
         rollout = find(registrations, ROLLOUT, "podinfo-rollout")
         finaliser = find(registrations, FINALISER, "podinfo-finaliser")
+        assert guard.urn in canary.dependencies
         assert canary.urn in rollout.dependencies
         assert rollout.urn in primary.dependencies
         assert primary.urn in finaliser.dependencies
@@ -126,7 +131,11 @@ def test_credentials_reach_the_gate_as_secrets(monitor: RecordingMonitor) -> Non
     )
 
     def check(_: Any) -> None:
-        for typ, name in ((ROLLOUT, "podinfo-rollout"), (FINALISER, "podinfo-finaliser")):
+        for typ, name in (
+            (GUARD, "podinfo-guard"),
+            (ROLLOUT, "podinfo-rollout"),
+            (FINALISER, "podinfo-finaliser"),
+        ):
             inputs = find(monitor.registrations, typ, name).inputs
             assert rpc.is_rpc_secret(inputs["kubeconfig"]), name
             assert rpc.is_rpc_secret(inputs["alertProviders"]), name

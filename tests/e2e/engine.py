@@ -101,19 +101,6 @@ class Engine:
             raise EngineError("\n".join(run.errors), run)
         return run
 
-    def refresh(self) -> str:
-        """`pulumi refresh` of the dynamic resources: each provider's `read` updates state."""
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(_Tee(buffer, sys.stdout)):
-            for stored in self.state.values():
-                provider_text = stored.inputs.get("__provider")
-                if provider_text is None:
-                    continue
-                provider = dill.loads(base64.b64decode(provider_text))
-                result = provider.read(stored.id, stored.outputs)
-                stored.outputs = dict(result.outs or stored.outputs)
-        return buffer.getvalue()
-
     # -- steps -----------------------------------------------------------------------------------
 
     def step(

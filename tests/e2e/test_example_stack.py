@@ -209,12 +209,12 @@ def test_7_without_ignore_changes_the_same_up_would_conflict(bed: TestBed) -> No
             cluster.set_routes(TrafficState())
 
 
-def test_8_refresh_then_up_recovers_a_release_interrupted_mid_analysis(
+def test_8_a_new_release_first_takes_back_what_an_interrupted_one_left(
     engine: Engine, bed: TestBed
 ) -> None:
-    """A killed `pulumi up` left the canary at 30% with a record owned by a dead process; the
-    user goes back to the promoted image. `pulumi refresh` spots the release, and the next
-    `up` takes the traffic back to the primary without analysing the promoted image again."""
+    """A killed `pulumi up` left the canary at 30% with a record owned by a dead process. The
+    next `up` of a new image must not let that image serve the 30% unverified: the guard routes
+    everything to the primary before the canary Deployment changes, then the release runs."""
     release = ReleaseSpec.parse(
         canary=yaml.safe_load((ROOT / "examples/podinfo/canary.yaml").read_text()),
         deployment=yaml.safe_load((ROOT / "examples/podinfo/deployment.yaml").read_text()),
@@ -233,11 +233,15 @@ def test_8_refresh_then_up_recovers_a_release_interrupted_mid_analysis(
             "owner": {"host": socket.gethostname(), "pid": dead.pid},
         }
         cluster.save_record(interrupted, version)
-    assert "holds 30% of the traffic" in engine.refresh()
-    run = up(engine, bed, f"{IMAGE}:6.3.1")
-    assert "an interrupted release was found at canary weight 30" in run.output
-    assert "weight 10%" not in run.output
+    run = up(engine, bed, f"{IMAGE}:6.3.4")
+    guard = run.registered.index(next(u for u in run.registered if u.endswith("::podinfo-guard")))
+    canary = run.registered.index(next(u for u in run.registered if u.endswith("::podinfo-canary")))
+    assert guard < canary
+    lines = run.output.splitlines()
+    cleared = lines.index("podinfo: the canary is at zero before it takes the new template")
+    assert "an interrupted release was found at canary weight 30" in lines[cleared - 1]
+    first_step = next(i for i, line in enumerate(lines) if "Advance canary weight 10" in line)
+    assert cleared < first_step
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.4"
     assert weights(bed) == AT_REST
-    assert replicas_of(bed, "podinfo") == 0
     assert record(bed)["phase"] == "Succeeded"
-    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"

@@ -165,7 +165,7 @@ def test_check_never_echoes_the_kubeconfig(props: dict[str, Any]) -> None:
 
 
 def state_of(props: dict[str, Any]) -> dict[str, Any]:
-    return rollout.outputs(props, phase="Succeeded")
+    return rollout.outputs(props, phase="Succeeded", promotion=rollout.INITIAL_PROMOTION)
 
 
 def test_diff_nothing_changed(props: dict[str, Any]) -> None:
@@ -237,6 +237,10 @@ def test_update_promotes(
     assert outs["phase"] == "Promoting"
     assert outs["revision"] == template_revision(news["podTemplate"])
     assert outs["podTemplate"]["spec"]["containers"][0]["image"].endswith(":6.3.1")
+    # Each promotion has its own id, so the finaliser acts even for a template seen before.
+    again = RolloutProvider().update("id", state_of(props), news).outs
+    assert again is not None
+    assert len({rollout.INITIAL_PROMOTION, outs["promotion"], again["promotion"]}) == 3
 
 
 def test_update_rolled_back_records_and_raises_the_reason(
@@ -407,19 +411,19 @@ def finalise(monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster) -> FinaliseR
     return recorder
 
 
-def finaliser_props(props: dict[str, Any], revision: str, phase: str) -> dict[str, Any]:
-    return {**props, "revision": revision, "phase": phase, "primary": "default/podinfo-primary"}
+def finaliser_props(props: dict[str, Any], promotion: str, phase: str) -> dict[str, Any]:
+    return {**props, "promotion": promotion, "phase": phase, "primary": "default/podinfo-primary"}
 
 
 def test_finaliser_create_after_an_initial_release_does_nothing(
     props: dict[str, Any], finalise: FinaliseRecorder
 ) -> None:
-    outs = rollout.FinaliserProvider().create(finaliser_props(props, "r1", "Succeeded")).outs
+    outs = rollout.FinaliserProvider().create(finaliser_props(props, "initial", "Succeeded")).outs
     assert finalise.finalised == 0
-    assert outs is not None and outs["revision"] == "r1"
+    assert outs is not None and outs["promotion"] == "initial"
 
 
-def test_finaliser_finalises_each_promoted_revision_once(
+def test_finaliser_finalises_each_promotion_once(
     props: dict[str, Any], finalise: FinaliseRecorder
 ) -> None:
     provider = rollout.FinaliserProvider()
@@ -445,65 +449,46 @@ def test_finaliser_rerun_after_a_failed_finalise_acts_again(
     assert finalise.finalised == 2
 
 
-# -- refresh after an interruption ------------------------------------------------------------
-
-
-def test_refresh_marks_a_release_interrupted_on_the_cluster(
-    props: dict[str, Any], cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
-) -> None:
-    state = state_of(props)
-    cluster.record = {"phase": "Progressing", "revision": "other", "weight": 30}
-    result = RolloutProvider().read("default/podinfo", state)
-    assert result.outs is not None
-    assert result.outs["interrupted"] == "other"
-    assert result.outs["revision"] == state["revision"]
-    assert "holds 30% of the traffic" in capsys.readouterr().out
-    # The next `up` of the same template then has a diff.
-    assert RolloutProvider().diff("id", result.outs, props).changes is True
-
-
-@pytest.mark.parametrize(
-    "record",
-    [{"phase": "Succeeded", "revision": "other"}, {"phase": "Failed", "revision": "other"}, None],
-)
-def test_refresh_leaves_state_alone_without_an_interrupted_release(
-    props: dict[str, Any], cluster: FakeCluster, record: dict[str, Any] | None
-) -> None:
-    state = state_of(props)
-    cluster.record = record
-    result = RolloutProvider().read("default/podinfo", state)
-    assert result.outs == state
-
-
-def test_refresh_leaves_an_unfinished_finalise_to_the_finaliser(
-    props: dict[str, Any], cluster: FakeCluster
-) -> None:
-    """Promoting for the state's own revision: the analysis ended, the finaliser reruns."""
-    state = state_of(props)
-    cluster.record = {"phase": "Promoting", "revision": state["revision"]}
-    result = RolloutProvider().read("default/podinfo", state)
-    assert result.outs is not None and "interrupted" not in result.outs
-
-
-class ResetRecorder:
-    def __init__(self) -> None:
-        self.resets = 0
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def analyse(self) -> ReleaseReport:
-        raise AssertionError("the promoted template is not analysed again")
-
-
-def test_update_after_refresh_resets_to_the_promoted_template(
+def test_update_of_a_template_stopped_by_an_error_is_analysed_again(
     props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder = ResetRecorder()
+    """Not the canary's fault (an API error, a cleared way): no fail-fast on the next run."""
+    news = with_image(props, "x:2")
+    revision = template_revision(news["podTemplate"])
+    cluster.record = {"phase": "Failed", "revision": revision, "retryable": True, "reason": "e"}
+    use_report(monkeypatch, cluster, ReleaseReport(outcome="promoted", strategy="canary"))
+    outs = RolloutProvider().update("id", state_of(props), news).outs
+    assert outs is not None and outs["phase"] == "Promoting"
+
+
+# -- the guard --------------------------------------------------------------------------------
+
+
+class ClearWayRecorder:
+    def __init__(self) -> None:
+        self.cleared = 0
+
+    def clear_way(self) -> None:
+        self.cleared += 1
+
+
+@pytest.fixture
+def clear_way(monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster) -> ClearWayRecorder:
+    recorder = ClearWayRecorder()
     monkeypatch.setattr(rollout, "_scheduler", lambda *_: recorder)
-    olds = {**state_of(props), "interrupted": "other"}
-    outs = RolloutProvider().update("id", olds, props).outs
-    assert recorder.resets == 1
-    assert outs is not None
-    assert outs["phase"] == "Succeeded"
-    assert "interrupted" not in outs
+    return recorder
+
+
+def test_guard_clears_the_way_for_each_new_template_only(
+    props: dict[str, Any], clear_way: ClearWayRecorder
+) -> None:
+    guard = rollout.GuardProvider()
+    state = guard.create(props).outs
+    assert state is not None and clear_way.cleared == 1  # adopting a canary with traffic
+    news = with_image(props, "x:2")
+    assert guard.diff("id", state, news).changes is True
+    state = guard.update("id", state, news).outs
+    assert state is not None and clear_way.cleared == 2
+    assert guard.diff("id", state, news).changes is False
+    guard.update("id", state, {**news, "interval": "30s"})
+    assert clear_way.cleared == 2
