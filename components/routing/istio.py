@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,9 @@ def _is_sticky(route: dict[str, Any], release: ReleaseSpec) -> bool:
         return False
     names = [name for name in (affinity.cookie_name, affinity.primary_cookie_name) if name]
     cookies = [(m.get("headers") or {}).get("Cookie") or {} for m in route.get("match") or []]
-    return any(name in str(cookie.get("regex", "")) for cookie in cookies for name in names)
+    return any(
+        re.escape(name) in str(cookie.get("regex", "")) for cookie in cookies for name in names
+    )
 
 
 def _route(
@@ -134,13 +137,10 @@ def _destinations(release: ReleaseSpec, state: TrafficState) -> list[dict[str, A
     canary = _destination(release, release.canary_service, state.canary_weight)
     affinity = release.spec.analysis.session_affinity
     if affinity and state.cookie and state.canary_weight:
-        for destination, name in (
-            (canary, affinity.cookie_name),
-            (primary, affinity.primary_cookie_name),
-        ):
-            if name:
-                cookie = _cookie(name, state.cookie, affinity)
-                destination["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+        for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
+            cookie = _cookie(name, value, affinity)
+            destination = canary if canary_weight else primary
+            destination["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
     return [primary, canary]
 
 
@@ -153,18 +153,30 @@ def _sticky_routes(
     assert affinity is not None and state.cookie is not None
     service = release.spec.service
     routes = []
-    for name, canary_weight in ((affinity.cookie_name, 100), (affinity.primary_cookie_name, 0)):
-        if not name:
-            continue
-        match = HTTPMatchRequest(
-            headers={"Cookie": StringMatch(regex=f".*{name}.*{state.cookie}.*")}
-        )
+    for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
+        match = HTTPMatchRequest(headers={"Cookie": StringMatch(regex=_cookie_regex(name, value))})
         destinations = [
             _destination(release, release.primary_service, 100 - canary_weight),
             _destination(release, release.canary_service, canary_weight),
         ]
         routes.append(_route(release, _merge([match], service.match), destinations))
     return [*routes, _route(release, service.match, weighted)]
+
+
+def _sticky_cookies(affinity: Any, value: str) -> list[tuple[str, str, int]]:
+    """(name, value, canary weight) of each sticky cookie. The values differ, so one side's
+    cookie never matches the other's route, even when one name contains the other (Flagger's
+    `flagger-cookie` and `primary-flagger-cookie`)."""
+    cookies = [(affinity.cookie_name, value, 100)]
+    if affinity.primary_cookie_name:
+        cookies.append((affinity.primary_cookie_name, f"{value}-primary", 0))
+    return cookies
+
+
+def _cookie_regex(name: str, value: str) -> str:
+    """The whole Cookie header (Istio's RE2 regex matches whole values) holding `name=value`
+    as one of its cookies, not as the tail of another cookie's name or value."""
+    return f"(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?"
 
 
 def _cookie(name: str, value: str, affinity: Any) -> str:

@@ -318,15 +318,17 @@ def test_session_affinity_pins_cookie_holders_to_their_side() -> None:
     sticky, primary_sticky, weighted = routing.http_routes(
         release, TrafficState(10, cookie="c0ffee")
     )
-    assert sticky["match"] == [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*c0ffee.*"}}}]
+    assert sticky["match"] == [
+        {"headers": {"Cookie": {"regex": r"(.*;\s*)?flagger\-cookie=c0ffee(;.*)?"}}}
+    ]
     assert weights(sticky) == {"sticky-primary": 0, "sticky-canary": 100}
     assert primary_sticky["match"] == [
-        {"headers": {"Cookie": {"regex": ".*primary-cookie.*c0ffee.*"}}}
+        {"headers": {"Cookie": {"regex": r"(.*;\s*)?primary\-cookie=c0ffee\-primary(;.*)?"}}}
     ]
     assert weights(primary_sticky) == {"sticky-primary": 100, "sticky-canary": 0}
     assert weights(weighted) == {"sticky-primary": 90, "sticky-canary": 10}
     primary_cookie = weighted["route"][0]["headers"]["response"]["add"]["Set-Cookie"]
-    assert primary_cookie.startswith("primary-cookie=c0ffee; Max-Age=21600")
+    assert primary_cookie.startswith("primary-cookie=c0ffee-primary; Max-Age=21600")
     canary_destination = weighted["route"][1]
     cookie = canary_destination["headers"]["response"]["add"]["Set-Cookie"]
     assert cookie.split("; ") == [
@@ -339,6 +341,37 @@ def test_session_affinity_pins_cookie_holders_to_their_side() -> None:
         "SameSite=Strict",
     ]
     assert routing.route_weights([sticky, primary_sticky, weighted], release) == (90, 10, False)
+
+
+@pytest.mark.parametrize(
+    ("header", "side"),
+    [
+        ("flagger-cookie=c0ffee", "canary"),
+        ("theme=dark; flagger-cookie=c0ffee; lang=en", "canary"),
+        ("primary-flagger-cookie=c0ffee-primary", "primary"),
+        ("flagger-cookie=c0ffee-old", None),
+        ("theme=dark", None),
+    ],
+)
+def test_sticky_cookies_with_flaggers_names_each_match_their_own_side(
+    header: str, side: str | None
+) -> None:
+    """Flagger's documented pair, where one cookie name contains the other."""
+    release = with_analysis(
+        BUNDLES["session-affinity"],
+        stepWeight=10,
+        sessionAffinity={
+            "cookieName": "flagger-cookie",
+            "primaryCookieName": "primary-flagger-cookie",
+        },
+    )
+    canary_route, primary_route, _ = routing.http_routes(release, TrafficState(20, cookie="c0ffee"))
+    matched = [
+        route_side
+        for route, route_side in ((canary_route, "canary"), (primary_route, "primary"))
+        if re.fullmatch(route["match"][0]["headers"]["Cookie"]["regex"], header)
+    ]
+    assert matched == ([side] if side else [])
 
 
 def test_session_affinity_without_a_primary_cookie_pins_only_the_canary() -> None:
