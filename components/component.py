@@ -211,8 +211,15 @@ class CanaryDeployment(pulumi.ComponentResource):
 
 
 def _manifest(value: Mapping[str, Any] | SpecModel) -> Mapping[str, Any]:
-    """A manifest for the gate's inputs: as given, or a model back in its YAML shape."""
-    return value.to_manifest(reveal_secrets=True) if isinstance(value, SpecModel) else value
+    """A manifest for the gate's inputs: as given, or a model back in its YAML shape with its
+    secrets (the gate keeps them secret in state)."""
+    if not isinstance(value, SpecModel):
+        return value
+    manifest = value.to_manifest(reveal_secrets=True)
+    if isinstance(value, MetricTemplate) and value.credentials is not None:
+        # Excluded from every manifest written to the cluster; the gate needs them.
+        manifest["credentials"] = value.credentials.to_manifest(reveal_secrets=True)
+    return manifest
 
 
 def _deployment(

@@ -419,8 +419,12 @@ def _check_interval(args: ResourceValidationArgs, config: Mapping[str, Any]) -> 
     canary = _canary(args)
     if canary is None:
         return
-    text = canary.analysis.get("interval")
-    value = f"analysis.interval is {text}" if text else "analysis.interval is unset"
+    override = args.props.get("interval")
+    text = override or canary.analysis.get("interval")
+    if override:  # the gate's `interval` input replaces analysis.interval for the release
+        value = f"the gate's interval (overriding analysis.interval) is {text}"
+    else:
+        value = f"analysis.interval is {text}" if text else "analysis.interval is unset"
     minimum = str(config["minInterval"])
     try:
         seconds = parse_duration(str(text or FLAGGER_INTERVAL))

@@ -39,7 +39,12 @@ class KubeAccess:
 
     def _kubeconfig(self) -> KubeConfig:
         if self.kubeconfig:
-            return KubeConfig.from_dict(yaml.safe_load(self.kubeconfig))
+            try:
+                loaded = yaml.safe_load(self.kubeconfig)
+            except yaml.YAMLError:
+                # The parser's message quotes the offending line: a key or a token, perhaps.
+                raise lightkube.ConfigError("the kubeconfig given is not valid YAML") from None
+            return KubeConfig.from_dict(loaded)
         listed = [path for path in os.environ.get("KUBECONFIG", "").split(os.pathsep) if path]
         for path in listed or [str(Path.home() / ".kube" / "config")]:
             if Path(path).exists():

@@ -410,8 +410,7 @@ class GateOptions:
 def _has_credentials(templates: list[Any]) -> bool:
     """Whether a metric template carries inline credentials (else its queries stay readable)."""
     return any(
-        not isinstance(template, Mapping)
-        or "credentials" in ((template.get("spec") or {}).get("provider") or {})
+        not isinstance(template, Mapping) or template.get("credentials") is not None
         for template in templates
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,28 @@ class Problem:
     has_value: bool = False
 
     def __str__(self) -> str:
-        shown = f" (got {self.value!r})" if self.has_value else ""
+        if not self.has_value:
+            shown = ""
+        elif _SENSITIVE & set(re.split(r"[.\[\]]", self.path)):
+            shown = " (value not shown: it may be a credential)"
+        else:
+            shown = f" (got {_redacted(self.value)!r})"
         return f"{self.path}: {self.message}{shown}"
+
+
+# Fields that hold credentials (a hook URL embeds its own): their values are never echoed.
+_SENSITIVE = {"credentials", "token", "username", "password", "address", "kubeconfig"}
+
+
+def _redacted(value: Any) -> Any:
+    """`value` with whatever sits under a sensitive key replaced, for error messages."""
+    if isinstance(value, dict):
+        return {
+            key: "<hidden>" if key in _SENSITIVE else _redacted(item) for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    return value
 
 
 class SpecError(ValueError):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightkube
 import pytest
 import yaml
 from aiohttp import web
@@ -529,3 +530,11 @@ def test_pickles_as_plain_data(kube: KubeEmulator, cluster: Cluster, release: Re
     assert copied.read_routes() == (100, 0, False)
     fresh.close()
     copied.close()
+
+
+def test_a_malformed_kubeconfig_is_reported_without_quoting_it() -> None:
+    broken = "users:\n- name: admin\n  user:\n    client-key-data: LS0tS3CRET\n   token: [oops\n"
+    with pytest.raises(lightkube.ConfigError) as raised:
+        KubeAccess(kubeconfig=broken).config()
+    assert str(raised.value) == "the kubeconfig given is not valid YAML"
+    assert "S3CRET" not in repr(raised.value)

@@ -12,8 +12,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 
-from components import CanaryDeployment
+from components import CanaryDeployment, CanaryDeploymentArgs
 from components.provider.rollout import GateOptions
+from components.spec import MetricTemplate
 from tests.conftest import RecordingMonitor, Registration, load_yaml, tutorial_bundle
 
 ROLLOUT = "pulumi-python:dynamic/canary:Rollout"
@@ -141,5 +142,36 @@ def test_credentials_reach_the_gate_as_secrets(monitor: RecordingMonitor) -> Non
             assert rpc.is_rpc_secret(inputs["alertProviders"]), name
             assert not rpc.is_rpc_secret(inputs["canary"]), name
             assert inputs["interval"] == "10s"
+
+    return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_metric_template_credentials_given_in_python_reach_the_gate_secret(
+    monitor: RecordingMonitor,
+) -> None:
+    bundle = tutorial_bundle("tutorial-metrics")
+    kwargs = bundle.kwargs()
+    (raw,) = kwargs["metric_templates"]
+    template = MetricTemplate.model_validate({**raw, "credentials": {"token": "t0ken-s3cret"}})
+    component = CanaryDeployment(
+        "shop",
+        CanaryDeploymentArgs(
+            canary=kwargs["canary"], deployment=kwargs["deployment"], metric_templates=[template]
+        ),
+    )
+
+    def check(_: Any) -> None:
+        rollout = find(monitor.registrations, ROLLOUT, "shop-rollout")
+        templates = rollout.inputs["metricTemplates"]
+        assert rpc.is_rpc_secret(templates)
+        (sent,) = rpc.unwrap_rpc_secret(templates)
+        assert sent["credentials"] == {"token": "t0ken-s3cret"}
+        config_map = find(
+            monitor.registrations,
+            "kubernetes:core/v1:ConfigMap",
+            f"shop-{template.name}-metric-template",
+        )
+        assert "t0ken" not in repr(config_map.inputs)
 
     return declared(component).apply(check)

@@ -385,6 +385,16 @@ def test_interval() -> None:
     assert "analysis.interval is soon, not a duration" in message
 
 
+def test_interval_counts_the_gates_override() -> None:
+    """`pulumi config set interval 2s` shortens every step: the minimum applies to it too."""
+    props = {**rollout_props(tutorial_canary()), "interval": "2s"}
+    args = resource_args(cp.ROLLOUT_TYPE, "podinfo-rollout", props, config=None)
+    assert violations(cp.INTERVAL, args) == [
+        "podinfo: the gate's interval (overriding analysis.interval) is 2s, below the minimum "
+        "of 30s; lengthen the interval or lower the minimum in the policy config (minInterval)"
+    ]
+
+
 def test_skip_analysis() -> None:
     canary = tutorial_canary()
     canary["spec"]["skipAnalysis"] = True

@@ -437,3 +437,33 @@ def _seconds(duration: str) -> float:
     if duration.endswith("s") and "m" not in duration:
         return float(duration[:-1])
     return float(minutes) * 60 + float(seconds.removesuffix("s") or 0)
+
+
+@pytest.mark.parametrize(
+    ("alert_provider", "metric_template_credentials"),
+    [
+        ({"type": "slack", "address": ["https://hooks.slack.com/services/T0/B0/S3CRET"]}, None),
+        (None, {"password": "S3CRET"}),
+    ],
+)
+def test_errors_never_echo_credentials(
+    alert_provider: dict[str, Any] | None, metric_template_credentials: dict[str, Any] | None
+) -> None:
+    canary = load_yaml("canary.yaml")
+    alert_providers = (
+        [{"metadata": {"name": "on-call"}, "spec": alert_provider}] if alert_provider else []
+    )
+    templates = []
+    if metric_template_credentials:
+        (template,) = [load_yaml("metric-template.yaml")]
+        templates = [{**template, "credentials": metric_template_credentials}]
+    with pytest.raises(SpecError) as raised:
+        ReleaseSpec.parse(
+            canary=canary,
+            deployment=load_yaml("deployment.yaml"),
+            alert_providers=alert_providers,
+            metric_templates=templates,
+        )
+    message = str(raised.value)
+    assert "S3CRET" not in message
+    assert "value not shown" in message or "<hidden>" in message
