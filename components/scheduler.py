@@ -268,6 +268,19 @@ class Scheduler:
 
     def _carry_out(self, decision: Decision, report: ReleaseReport) -> Release:
         release = decision.release
+        traffic = decision.traffic if decision.traffic is not None else self._traffic
+        # The record first: its write fails if another run took the release over, and then
+        # this one must not move that run's traffic.
+        self._save(
+            {
+                "phase": release.phase,
+                "step": release.step,
+                "weight": traffic.canary_weight,
+                "failedChecks": release.failed_checks,
+                "iterations": release.iterations,
+                "reason": release.reason,
+            }
+        )
         if decision.traffic is not None:
             self._route(decision.traffic)
         for event in decision.events:
@@ -280,16 +293,6 @@ class Scheduler:
             self._run_hooks(hook_type, str(release.phase))
         if release.step >= 0 and release.applied_weights != tuple(report.canary_weights):
             report.canary_weights = list(release.applied_weights)
-        self._save(
-            {
-                "phase": release.phase,
-                "step": release.step,
-                "weight": self._traffic.canary_weight,
-                "failedChecks": release.failed_checks,
-                "iterations": release.iterations,
-                "reason": release.reason,
-            }
-        )
         return release
 
     def _run_gates(

@@ -85,7 +85,10 @@ def test_diff_over_the_wire(
     stub: provider_pb2_grpc.ResourceProviderStub, props: dict[str, Any]
 ) -> None:
     configure(stub)
-    olds = {**outputs(props, phase="Succeeded"), "__provider": props["__provider"]}
+    olds = {
+        **outputs(props, phase="Succeeded", promotion="initial"),
+        "__provider": props["__provider"],
+    }
     same = stub.Diff(
         provider_pb2.DiffRequest(
             id="default/podinfo", urn=URN, olds=struct(olds), news=struct(props)
