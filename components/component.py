@@ -1,4 +1,5 @@
-"""`CanaryDeployment`: every Kubernetes and Istio object of one Flagger-style canary.
+"""`CanaryDeployment`: every Kubernetes and Istio object of one Flagger-style canary, and the
+gate that releases it during `pulumi up` (guard, Rollout, finaliser; see provider/rollout.py).
 
 Field ownership, decided once: a release changes the VirtualService's `spec.http` (weights,
 mirror, sticky routes) and the canary Deployment's `spec.replicas`. Both are declared with
