@@ -82,6 +82,9 @@ def owner_is_dead(owner: Any) -> bool:
     return False
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
 def print_progress(line: str) -> None:
     """Pulumi (3.146+) forwards a dynamic provider's stdout line by line to `pulumi up`.
 
@@ -91,9 +94,6 @@ def print_progress(line: str) -> None:
     with _OUTPUT_LOCK:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-
-
-_OUTPUT_LOCK = threading.Lock()
 
 
 @dataclass

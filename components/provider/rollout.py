@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -415,11 +415,16 @@ def _has_credentials(templates: list[Any]) -> bool:
     )
 
 
-def _secret_if(value: Any, predicate: Any) -> Any:
+def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:
     return pulumi.Output.secret(value) if predicate(value) else value
 
 
 _SECRET_KEYS = ["kubeconfig", "alertProviders", "metricTemplates"]
+
+
+def _props(release: ReleaseInputs, gate: GateOptions | None) -> dict[str, Any]:
+    """The inputs every gate resource shares: the release's manifests and the gate's options."""
+    return {**release.props(), **(gate or GateOptions()).props()}
 
 
 def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
@@ -449,7 +454,7 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
         gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {**release.props(), **(gate or GateOptions()).props()}
+        props = _props(release, gate)
         # Keyed by attribute name: the SDK makes one Output attribute per key, then translates
         # the names to the engine's spelling. The rest are placeholders for the outputs.
         props["pod_template"] = props.pop("podTemplate")
@@ -474,7 +479,7 @@ class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
         gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {**release.props(), **(gate or GateOptions()).props()}
+        props = _props(release, gate)
         super().__init__(GuardProvider(), name, props, _options(opts))
 
 
@@ -492,6 +497,6 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
         primary: pulumi.Input[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {**release.props(), **(gate or GateOptions()).props()}
+        props = _props(release, gate)
         props.update(promotion=promotion, phase=phase, primary=primary)
         super().__init__(FinaliserProvider(), name, props, _options(opts))
