@@ -15,8 +15,8 @@ import yaml
 
 from components.analysis import plan
 from components.rehearse import rehearse
+from components.rehearse.testbed import Fault
 from components.spec import ReleaseSpec, parse_seconds
-from components.testbed import Fault
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "podinfo"
 INTERVAL = "2s"

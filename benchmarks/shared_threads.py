@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from components.testbed import TestBed
+from components.rehearse.testbed import TestBed
 from tests.conftest import load_yaml
 from tests.provider.dynamic_server import (
     DynamicServer,

@@ -21,12 +21,12 @@ from .adapters.cluster import Cluster, ReleaseConflict
 from .adapters.endpoints import Endpoints
 from .adapters.kube import KubeAccess
 from .adapters.prometheus import MetricResult, PrometheusClient
-from .adapters.webhooks import WebhookCaller, checksum, phase_for
+from .adapters.webhooks import WebhookCaller, phase_for
 from .analysis import CheckResult, Decision, Gate, GateKind, Phase, Release, advance, begin, gates
 from .analysis.engine import finalising_weights
 from .analysis.plan import plan
 from .routing import TrafficState
-from .spec import HookType, ReleaseSpec
+from .spec import HookType, ReleaseSpec, checksum
 
 # A record whose heartbeat is older than this many intervals belongs to an interrupted run.
 STALE_HEARTBEATS = 3

@@ -21,7 +21,7 @@ from components.spec import ReleaseSpec
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "podinfo"
 CORPUS = ROOT / "tests" / "corpus"
-SCHEMAS = ROOT.parent / "shared" / "schemas"
+SCHEMAS = ROOT / "tests" / "schemas"
 KUBERNETES_VERSION = "1.30"
 
 
@@ -220,7 +220,7 @@ def flagger_schema_errors(manifest: Mapping[str, Any]) -> list[str]:
 
 def istio_schema_errors(manifest: Mapping[str, Any]) -> list[str]:
     assert manifest["apiVersion"] == "networking.istio.io/v1", manifest["apiVersion"]
-    return schema_errors("istio-networking-crds.yaml", manifest)
+    return schema_errors("istio-networking-v1-crds.yaml", manifest)
 
 
 def kubernetes_errors(manifest: Mapping[str, Any]) -> list[str]:

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
-from components.spec import Alert, AlertProvider, ReleaseSpec
-
+from ..spec import Alert, AlertProvider, ReleaseSpec
 from .endpoints import Endpoints
 
 Severity = Literal["info", "warn", "error"]

@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 
-from components.spec import MetricQuery, MetricTemplate
-
+from ..spec import MetricQuery, MetricTemplate
 from .endpoints import Endpoints
 from .webhooks import excerpt, transport_failure
 

@@ -7,7 +7,6 @@ reason, so a gate's or a test's own message reaches the operator.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,8 +14,7 @@ from typing import Any
 
 import httpx
 
-from components.spec import HookType, Webhook
-
+from ..spec import HookType, Webhook
 from .endpoints import Endpoints
 
 PASSING_STATUS = 202
@@ -42,16 +40,6 @@ def transport_failure(error: httpx.HTTPError, timeout: float) -> str:
         return f"timed out after {timeout:g}s"
     detail = str(error)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-
-
-def checksum(pod_template_hash: str, tracked: str = "") -> str:
-    """Identifies the revision under test, as Flagger's checksum of tracked configs + spec.
-
-    Receivers such as the loadtester deduplicate work per checksum, so it must be stable
-    across runs and processes (hence SHA-256, not Python's salted `hash`).
-    """
-    digest = hashlib.sha256(f"{tracked}|{pod_template_hash}".encode()).hexdigest()
-    return digest[:16]
 
 
 def phase_for(hook_type: HookType, phase: str) -> str:

@@ -21,9 +21,8 @@ from pulumi.output import Unknown
 from ..adapters.kube import KubeAccess
 from ..analysis.engine import Phase
 from ..analysis.plan import images_of, plan, review
-from ..routing import integral, template_revision
 from ..scheduler import Adapters, Scheduler, print_progress
-from ..spec import ReleaseSpec, SpecError, parse_seconds
+from ..spec import ReleaseSpec, SpecError, integral, parse_seconds, template_revision
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
 SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler")

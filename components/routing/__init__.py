@@ -14,11 +14,9 @@ from .istio import (
 )
 from .workloads import (
     canary_deployment,
-    integral,
     primary_autoscaler,
     primary_deployment,
     services,
-    template_revision,
 )
 
 __all__ = [
@@ -27,11 +25,9 @@ __all__ = [
     "canary_deployment",
     "destination_rules",
     "http_routes",
-    "integral",
     "primary_autoscaler",
     "primary_deployment",
     "route_weights",
     "services",
-    "template_revision",
     "virtual_service",
 ]

@@ -18,6 +18,7 @@ from .canary import (
 from .durations import format_seconds, parse_seconds
 from .errors import Problem, SpecError
 from .release import MetricQuery, ReleaseSpec
+from .revision import checksum, integral, template_revision
 from .templates import AlertProvider, Credentials, MetricTemplate
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
     "Strategy",
     "ThresholdRange",
     "Webhook",
+    "checksum",
     "format_seconds",
+    "integral",
     "parse_seconds",
+    "template_revision",
 ]

@@ -24,9 +24,9 @@ from components.adapters.cluster import (
     ReleaseConflict,
 )
 from components.adapters.kube import KubeAccess
+from components.rehearse.testbed import KubeApiEmulator, KubeEmulator
 from components.routing import TrafficState, virtual_service
 from components.spec import ReleaseSpec
-from components.testbed import KubeApiEmulator, KubeEmulator
 
 pytestmark = pytest.mark.testbed
 

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from components.adapters.endpoints import Endpoints
 from components.adapters.prometheus import MetricResult, PrometheusClient, PrometheusError
+from components.rehearse.testbed._loop import free_port
+from components.rehearse.testbed.prometheus import PrometheusServer
 from components.spec import Credentials, Metric, MetricQuery, MetricTemplate, ThresholdRange
-from components.testbed._loop import free_port
-from components.testbed.prometheus import PrometheusServer
 
 TOKEN = "s3cr3t-token-value"
 PASSWORD = "hunter2-password"

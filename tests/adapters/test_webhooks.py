@@ -10,12 +10,11 @@ from http_stub import Reply, Stub
 from components.adapters.endpoints import Endpoints
 from components.adapters.webhooks import (
     WebhookCaller,
-    checksum,
     event_payload,
     payload,
     phase_for,
 )
-from components.spec import HookType, Webhook
+from components.spec import HookType, Webhook, checksum
 
 CHECKSUM = checksum("6d4cf56db6", "podinfo-config=abc")
 

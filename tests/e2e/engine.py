@@ -33,8 +33,8 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
-from components.testbed import KubeEmulator
-from components.testbed.kube import api_path
+from components.rehearse.testbed import KubeEmulator
+from components.rehearse.testbed.kube import api_path
 
 AWAIT_SECONDS = 60.0
 

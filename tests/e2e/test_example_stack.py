@@ -20,9 +20,9 @@ import yaml
 
 from components.adapters.cluster import Cluster
 from components.adapters.kube import KubeAccess
+from components.rehearse.testbed import Fault, TestBed
 from components.routing import TrafficState, virtual_service
 from components.spec import ReleaseSpec
-from components.testbed import Fault, TestBed
 from tests.e2e.engine import Engine, EngineError, owners
 
 pytestmark = pytest.mark.testbed

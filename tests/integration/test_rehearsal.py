@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from components.rehearse import rehearse
+from components.rehearse.testbed import Fault, RequestClass, TestBed
 from components.spec import ReleaseSpec
-from components.testbed import Fault, RequestClass, TestBed
 from tests.conftest import load_yaml
 
 pytestmark = pytest.mark.testbed

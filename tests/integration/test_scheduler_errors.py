@@ -12,10 +12,9 @@ import pytest
 from components.adapters.cluster import Cluster, ClusterError, Readiness
 from components.adapters.kube import KubeAccess
 from components.rehearse import declare_at_rest
-from components.routing import template_revision
+from components.rehearse.testbed import TestBed
 from components.scheduler import Adapters, Scheduler
-from components.spec import ReleaseSpec
-from components.testbed import TestBed
+from components.spec import ReleaseSpec, template_revision
 from tests.conftest import load_yaml
 
 pytestmark = pytest.mark.testbed

@@ -34,8 +34,8 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.provider.rollout import RolloutProvider
 from components.rehearse import declare_at_rest
+from components.rehearse.testbed import TestBed
 from components.spec import ReleaseSpec
-from components.testbed import TestBed
 
 ROOT = Path(__file__).resolve().parents[2]
 # What `serialize_provider(RolloutProvider())` gives never changes (the provider has no fields).

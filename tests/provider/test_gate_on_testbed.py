@@ -17,8 +17,8 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from components.rehearse.testbed import TestBed
 from components.spec import ReleaseSpec
-from components.testbed import TestBed
 from tests.provider.dynamic_server import (
     DynamicServer,
     create_workloads,

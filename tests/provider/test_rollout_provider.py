@@ -21,9 +21,8 @@ from pulumi.output import Unknown
 
 from components.provider import rollout
 from components.provider.rollout import RolloutFailed, RolloutProvider
-from components.routing import template_revision
 from components.scheduler import Adapters, ReleaseReport
-from components.spec import ReleaseSpec
+from components.spec import ReleaseSpec, template_revision
 
 
 def unknown() -> Any:

@@ -12,7 +12,7 @@ import pytest
 # The project root holds the `components` package; pytest's console script does not add it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.testbed import KubeEmulator
+from components.rehearse.testbed import KubeEmulator
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 from lightkube.types import PatchType
 
-from components.testbed import KubeEmulator
-from components.testbed._loop import ThreadedApp
+from components.rehearse.testbed import KubeEmulator
+from components.rehearse.testbed._loop import ThreadedApp
 
 pytestmark = pytest.mark.testbed
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.testbed import (
+from components.rehearse.testbed import (
     Fault,
     KubeEmulator,
     MeshSimulator,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from components.testbed import AlertReceiver, LoadTester
+from components.rehearse.testbed import AlertReceiver, LoadTester
 
 pytestmark = pytest.mark.testbed
 

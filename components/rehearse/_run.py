@@ -18,18 +18,17 @@ from typing import Any
 
 import yaml
 
-from .adapters.cluster import Cluster
-from .adapters.kube import KubeAccess
-from .routing import (
+from ..adapters.cluster import Cluster
+from ..adapters.kube import KubeAccess
+from ..routing import (
     canary_deployment,
     destination_rules,
     primary_deployment,
     services,
-    template_revision,
     virtual_service,
 )
-from .scheduler import Adapters, ReleaseReport, Scheduler
-from .spec import ReleaseSpec, SpecError, Strategy, parse_seconds
+from ..scheduler import Adapters, ReleaseReport, Scheduler
+from ..spec import ReleaseSpec, SpecError, Strategy, parse_seconds, template_revision
 from .testbed import Fault, RequestClass, TestBed
 
 EXIT_INVALID = 2
@@ -180,7 +179,3 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--canary-latency-ms", type=float, default=20.0, metavar="MS")
     parser.add_argument("--report", metavar="FILE", help="write the JSON report here")
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())
