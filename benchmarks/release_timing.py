@@ -16,7 +16,8 @@ import yaml
 from components.analysis import plan
 from components.rehearse import rehearse
 from components.rehearse.testbed import Fault
-from components.spec import ReleaseSpec, parse_seconds
+from components.spec import ReleaseSpec
+from components.spec.timing import Timing
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "podinfo"
 INTERVAL = "2s"
@@ -28,11 +29,12 @@ def _manifest(name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    interval = parse_seconds(INTERVAL)
     canary = _manifest("canary.yaml")
     healthy = ReleaseSpec.parse(canary=canary, deployment=_manifest("deployment.yaml"))
-    report = rehearse(healthy, interval=INTERVAL)
-    steps = plan(healthy.spec.analysis).checks_to_promote
+    timing = Timing.of(healthy.spec.analysis, interval=INTERVAL)
+    interval = timing.interval_seconds
+    report = rehearse(healthy, timing=timing)
+    steps = plan(healthy.spec, timing).checks_to_promote
     print(
         f"promotion: {report.duration_s:.1f}s / ({steps} x {interval:g}s) = "
         f"{report.duration_s / (steps * interval):.2f}"
@@ -41,7 +43,7 @@ def main() -> None:
     bad_canary = copy.deepcopy(canary)
     bad_canary["spec"]["analysis"]["threshold"] = 3
     bad = ReleaseSpec.parse(canary=bad_canary, deployment=_manifest("deployment.yaml"))
-    report = rehearse(bad, Fault(error_rate=0.05), interval=INTERVAL)
+    report = rehearse(bad, Fault(error_rate=0.05), timing=timing)
     threshold = bad.spec.analysis.effective_threshold
     # Both durations include the canary's scale-up, which the nominal schedule does not count.
     print(

@@ -117,7 +117,7 @@ class CanaryDeployment(pulumi.ComponentResource):
                 pulumi.ResourceOptions(depends_on=[self.canary_deployment, *self.metric_templates]),
             ),
         )
-        replicas = None if release.autoscaler else release.deployment["spec"].get("replicas", 1)
+        replicas = release.primary_replicas
         at_rest = routing.primary_deployment(
             release, release.deployment["spec"]["template"], replicas
         )

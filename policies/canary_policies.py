@@ -11,7 +11,6 @@ analyzer reports as "can't run policy during preview" instead of a false violati
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -28,20 +27,21 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from components.spec.canary import DEFAULT_INTERVAL
+from components.spec.durations import DURATION_PATTERN, parse_seconds
+from components.spec.hosts import is_in_cluster, service_of_host
+
 ROLLOUT_TYPE = "pulumi-python:dynamic/canary:Rollout"
 """The component's release gate; its `canary` input is the Flagger Canary manifest."""
 COMPONENT_TYPE = "canary:index:CanaryDeployment"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 SUCCESS_RATE_METRIC = "request-success-rate"
 # Flagger's defaults for unset fields (see Flagger's `pkg/apis/flagger/v1beta1/canary.go`).
-FLAGGER_INTERVAL = "60s"
+FLAGGER_INTERVAL = DEFAULT_INTERVAL
 FLAGGER_THRESHOLD = 1.0
 FLAGGER_MAX_WEIGHT = 100.0
 MESH_GATEWAY = "mesh"
 
-_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|h|m|s))+")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Check = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]
 """A policy's logic: the resource and its effective config in, violation messages out."""
@@ -97,40 +97,12 @@ def _in_component(resource: PolicyResource | ResourceValidationArgs) -> bool:
     return len(parts) > 2 and COMPONENT_TYPE in parts[2].split("$")[:-1]
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Flagger duration (a Go duration such as `30s`, `1m` or `1m30s`)."""
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"{text!r} is not a duration such as 30s, 1m or 1m30s")
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def is_cluster_local(host: str, cluster_domain: str = "cluster.local") -> bool:
-    """Whether Kubernetes DNS resolves `host` to a Service, so traffic stays in the cluster.
-
-    In-cluster: a single label (`svc`), two labels read as `<svc>.<ns>` (as the pod's DNS search
-    path does), or a name ending in `.svc` or `.svc.<cluster domain>`. Anything else, IP addresses
-    included, may leave the cluster.
-    """
-    host = host.lower().rstrip(".")
-    labels = host.split(".")
-    if len(labels) <= 2:
-        return all(labels)
-    domain = cluster_domain.lower().strip(".")
-    return host.endswith(".svc") or host.endswith(f".svc.{domain}")
-
-
 def _service_host(host: str, namespace: str) -> str:
     """An Istio host as `<svc>.<ns>.svc` when it names a Service, so that every spelling of one
     Service (`podinfo`, `podinfo.default`, `podinfo.default.svc.cluster.local`) compares equal."""
     host = host.lower().rstrip(".")
-    labels = host.split(".")
-    if host.startswith("*"):
-        return host
-    if len(labels) == 1:
-        return f"{host}.{namespace}.svc"
-    if len(labels) == 2:
-        return f"{host}.svc"
-    return ".".join(labels[:3]) if labels[2] == "svc" else host
+    service = None if host.startswith("*") else service_of_host(host, namespace)
+    return f"{service[0]}.{service[1]}.svc" if service else host
 
 
 def _gateway(gateway: str, namespace: str) -> str:
@@ -407,7 +379,7 @@ INTERVAL_SCHEMA = _setting(
     "minInterval",
     {
         "type": "string",
-        "pattern": f"^{_DURATION.pattern}$",
+        "pattern": DURATION_PATTERN,
         "default": "30s",
         "description": "The shortest analysis.interval, as a duration such as 30s or 1m.",
     },
@@ -427,11 +399,11 @@ def _check_interval(args: ResourceValidationArgs, config: Mapping[str, Any]) -> 
         value = f"analysis.interval is {text}" if text else "analysis.interval is unset"
     minimum = str(config["minInterval"])
     try:
-        seconds = parse_duration(str(text or FLAGGER_INTERVAL))
+        seconds = parse_seconds(str(text or FLAGGER_INTERVAL))
     except ValueError:
         yield f"{canary.name}: {value}, not a duration; write it like 30s, 1m or 1m30s"
         return
-    if seconds < parse_duration(minimum):
+    if seconds < parse_seconds(minimum):
         if not text:
             value += f" (Flagger's default {FLAGGER_INTERVAL})"
         yield (
@@ -498,7 +470,7 @@ def _check_webhooks(args: ResourceValidationArgs, config: Mapping[str, Any]) -> 
             host = parts.hostname or ""
         except ValueError:  # Not a URL at all: nothing is sent, so nothing leaks.
             continue
-        if parts.scheme.lower() == "http" and not is_cluster_local(host, domain):
+        if parts.scheme.lower() == "http" and not is_in_cluster(host, domain):
             yield (
                 f"{canary.name}: analysis.webhooks[{index}] ({hook.get('name', 'unnamed')}) url is "
                 f"{url}, plain HTTP to {host or 'no host'} outside the cluster; use https:// or an "

@@ -136,35 +136,41 @@ class _DeliveryError(Exception):
 
 
 class Notifier:
-    """Sends a message to every alert of the release whose severity admits it."""
+    """Sends a message to every alert of one release whose severity admits it."""
 
     def __init__(
-        self, endpoints: Endpoints, secrets: SecretReader | None = None, timeout: float = 5.0
+        self,
+        endpoints: Endpoints,
+        release: ReleaseSpec,
+        *,
+        secrets: SecretReader | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self._endpoints = endpoints
+        self._release = release
         self._secrets = secrets
         self._timeout = timeout
 
-    def notify(self, spec: ReleaseSpec, message: AlertMessage) -> list[str]:
+    def notify(self, message: AlertMessage) -> list[str]:
         """Returns (and logs) one warning per failed delivery; never raises for delivery."""
         warnings = []
-        for alert in spec.spec.analysis.alerts:
+        for alert in self._release.spec.analysis.alerts:
             if not admits(alert.severity, message.severity):
                 continue
-            warning = self._deliver(spec, alert, message)
+            warning = self._deliver(alert, message)
             if warning is not None:
                 _LOG.warning(warning)
                 warnings.append(warning)
         return warnings
 
-    def _deliver(self, spec: ReleaseSpec, alert: Alert, message: AlertMessage) -> str | None:
+    def _deliver(self, alert: Alert, message: AlertMessage) -> str | None:
         ref = alert.provider_ref
-        provider = spec.alert_provider(ref.name, ref.namespace)
+        provider = self._release.alert_provider(ref.name, ref.namespace)
         if provider is None:
             return f"alert {alert.name}: no AlertProvider {ref.name}"
         body = FORMATS[provider.spec.type](message, provider)
         try:
-            self._post(self._address(provider, spec.namespace), body, provider.spec.proxy)
+            self._post(self._address(provider, self._release.namespace), body, provider.spec.proxy)
         except _DeliveryError as problem:
             return f"alert provider {provider.name} ({provider.spec.type}): {problem}"
         return None

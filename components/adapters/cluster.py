@@ -1,22 +1,18 @@
-"""The cluster operations of a release: routes, scaling, readiness, pod templates, records.
+"""The cluster operations of a release: routes, scaling, workload status, pod templates, secrets
+and the ConfigMaps the release record lives in.
 
 Everything goes through lightkube with the semantics a real API server has: server-side apply
-for the routes the gate owns, merge patches for replicas, resourceVersion preconditions for
-read-modify-write and for the release record, and 404s where absence is a normal answer.
+for the routes the release owns, merge patches for replicas, resourceVersion preconditions for
+read-modify-write, and 404s where absence is a normal answer.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import enum
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import lightkube
@@ -27,16 +23,17 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.types import PatchType
 
+from ..analysis import Condition, WorkloadStatus
+from ..errors import TemporaryError
 from ..routing import ISTIO_API_VERSION, TrafficState, http_routes, route_weights
 from ..spec import ReleaseSpec
-from .kube import KubeAccess
+from .kube import Connections
 
 VirtualService = create_namespaced_resource(
     "networking.istio.io", "v1", "VirtualService", "virtualservices"
 )
 
 MANAGED_BY = "pulumi-canary"
-RECORD_KEY = "release.json"
 
 # A read-modify-write that keeps losing to other writers is a controller fight, not bad luck.
 _CONFLICT_RETRIES = 5
@@ -44,11 +41,11 @@ _CONFLICT_RETRIES = 5
 T = TypeVar("T")
 
 
-class ClusterError(Exception):
+class ClusterError(TemporaryError):
     """A failed API call, named by verb, kind and object, with the API server's own message.
 
     Holds plain strings only: the lightkube error it replaces carries the HTTP request, whose
-    headers hold the credentials.
+    headers hold the credentials. Temporary: an API failure says nothing about the canary.
     """
 
     def __init__(
@@ -72,79 +69,42 @@ class ClusterError(Exception):
         return f"{self.verb} {self.kind} {self.namespace}/{self.name}: {self.message}{suffix}"
 
 
-class ReleaseConflict(ClusterError):  # noqa: N818 (the name the engine catches)
-    """Another `pulumi up` holds the release record: this run must not drive the canary."""
+class Routes(NamedTuple):
+    """The split a VirtualService holds, read back as Flagger's GetRoutes reads it."""
 
-
-class ReadinessState(enum.Enum):
-    READY = "ready"
-    PENDING = "pending"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Whether a Deployment can serve; `message` says what it waits for, or why it failed."""
-
-    state: ReadinessState
-    message: str = ""
+    primary: int
+    canary: int
+    mirrored: bool
 
     @property
-    def ready(self) -> bool:
-        return self.state is ReadinessState.READY
+    def at_rest(self) -> bool:
+        return self.canary == 0 and not self.mirrored
 
-    @property
-    def failed(self) -> bool:
-        return self.state is ReadinessState.FAILED
+
+class StoredMap(NamedTuple):
+    """A ConfigMap's data and the resourceVersion it was read at (the lock of a record)."""
+
+    data: dict[str, str]
+    version: str
 
 
 class Cluster:
-    """The cluster as one release sees it.
-
-    Holds plain data until first used and drops its client when pickled, because it may be
-    built inside a Pulumi dynamic provider method that is serialized by value.
-    """
+    """The cluster as one release sees it, over clients shared with other releases."""
 
     def __init__(
-        self, access: KubeAccess, release: ReleaseSpec, field_manager: str = MANAGED_BY
+        self, connections: Connections, release: ReleaseSpec, field_manager: str = MANAGED_BY
     ) -> None:
-        self.access = access
+        self.connections = connections
         self.release = release
         self.field_manager = field_manager
-        self._client: lightkube.Client | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None}
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     @property
     def client(self) -> lightkube.Client:
-        if self._client is None:
-            self._client = self.access.client()
-        return self._client
+        return self.connections.kube
 
     @property
     def namespace(self) -> str:
         return self.release.namespace
-
-    @property
-    def record_name(self) -> str:
-        return f"{self.release.name}-canary-release"
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -173,16 +133,16 @@ class Cluster:
                 force=True,
             )
 
-    def read_routes(self) -> tuple[int, int, bool]:
-        """(primary weight, canary weight, mirrored); a missing VirtualService is at rest."""
+    def read_routes(self) -> Routes:
+        """The live split; a missing VirtualService is at rest."""
         service = None
         with self._api("get", "VirtualService", self.release.service, missing_ok=True):
             service = self.client.get(
                 VirtualService, self.release.service, namespace=self.namespace
             )
         if service is None:
-            return 100, 0, False
-        return route_weights((service.spec or {}).get("http") or [], self.release)
+            return Routes(100, 0, False)
+        return Routes(*route_weights((service.spec or {}).get("http") or [], self.release))
 
     # -- workloads ----------------------------------------------------------------------------
 
@@ -198,69 +158,37 @@ class Cluster:
                 field_manager=self.field_manager,
             )
 
-    def replicas(self, name: str) -> int:
+    def replicas(self, name: str, *, missing_ok: bool = False) -> int:
+        """`spec.replicas`; with `missing_ok`, 0 for a Deployment that does not exist."""
+        if missing_ok:
+            deployment = None
+            with self._api("get", "Deployment", name, missing_ok=True):
+                deployment = self.client.get(Deployment, name, namespace=self.namespace)
+            return 0 if deployment is None else _wanted_replicas(deployment)
         return _wanted_replicas(self._deployment(name))
 
-    def readiness(
-        self,
-        name: str,
-        threshold_percent: int,
-        deadline_seconds: float,
-        since: float,
-        *,
-        now: float | None = None,
-    ) -> Readiness:
-        """Flagger's readiness rule; `since` starts the progress deadline.
-
-        Both `since` and `now` are epoch seconds; a caller with its own clock passes `now`.
-
-        A Deployment scaled to zero never counts as ready: a canary must be able to serve.
-        """
+    def workload_status(self, name: str) -> WorkloadStatus:
+        """What the deployment controller reports; `analysis.readiness` judges it."""
         deployment = self._deployment(name)
-        wanted = _wanted_replicas(deployment)
-        generation = (deployment.metadata.generation if deployment.metadata else None) or 0
         status = deployment.status or DeploymentStatus()
-        observed = status.observedGeneration or 0
-        available = status.availableReplicas or 0
-        updated = status.updatedReplicas or 0
-        current = status.replicas or 0
-        counted = f"{available} of {wanted} replicas ready"
-        if observed >= generation:
-            for condition in status.conditions or []:
-                if (
-                    condition.type == "Progressing"
-                    and condition.reason == "ProgressDeadlineExceeded"
-                ):
-                    return Readiness(
-                        ReadinessState.FAILED,
-                        f"progress deadline exceeded: {counted} "
-                        f"(Progressing={condition.status} reason={condition.reason}: "
-                        f"{condition.message})",
-                    )
-        if observed < generation:
-            waiting = f"{counted}; generation {generation} not yet observed by the controller"
-        elif wanted == 0:
-            waiting = "scaled to 0 replicas"
-        elif updated < wanted:
-            waiting = f"{counted}; {updated} of {wanted} replicas updated"
-        elif current > updated:
-            waiting = f"{counted}; {current - updated} old replicas pending termination"
-        elif available * 100 < wanted * threshold_percent:
-            waiting = f"{counted} (needs {threshold_percent}%)"
-        else:
-            return Readiness(ReadinessState.READY, counted)
-        if (time.time() if now is None else now) - since > deadline_seconds:
-            return Readiness(
-                ReadinessState.FAILED,
-                f"progress deadline exceeded: {counted} after {deadline_seconds:g}s ({waiting})",
-            )
-        return Readiness(ReadinessState.PENDING, waiting)
+        return WorkloadStatus(
+            wanted=_wanted_replicas(deployment),
+            generation=(deployment.metadata.generation if deployment.metadata else None) or 0,
+            observed_generation=status.observedGeneration or 0,
+            available=status.availableReplicas or 0,
+            updated=status.updatedReplicas or 0,
+            current=status.replicas or 0,
+            conditions=tuple(
+                Condition(c.type or "", c.status or "", c.reason or "", c.message or "")
+                for c in status.conditions or []
+            ),
+        )
 
     def pod_template(self, name: str) -> dict[str, Any]:
         """`spec.template` as the API server holds it, for promotion to the primary."""
         return _template_of(self._deployment(name))
 
-    def set_pod_template(self, name: str, template: dict[str, Any]) -> None:
+    def set_pod_template(self, name: str, template: Mapping[str, Any]) -> None:
         """Replaces `spec.template` by a merge patch computed against a fresh read.
 
         The patch nulls the keys the new template drops, which is only right against the
@@ -270,7 +198,7 @@ class Cluster:
 
         def attempt() -> None:
             deployment = self._deployment(name)
-            diff = _merge_diff(_template_of(deployment), template)
+            diff = _merge_diff(_template_of(deployment), dict(template))
             if not diff:
                 return
             version = deployment.metadata.resourceVersion if deployment.metadata else None
@@ -306,72 +234,51 @@ class Cluster:
                 ) from None
         return decoded
 
-    # -- release record -----------------------------------------------------------------------
+    # -- config maps (the release record) -----------------------------------------------------
 
-    def load_record(self) -> tuple[dict[str, Any] | None, str | None]:
-        """The persisted progress of a release and its resourceVersion, or (None, None)."""
-        name = self.record_name
+    def read_config_map(self, name: str) -> StoredMap | None:
         config_map = None
         with self._api("get", "ConfigMap", name, missing_ok=True):
             config_map = self.client.get(ConfigMap, name, namespace=self.namespace)
         if config_map is None:
-            return None, None
-        try:
-            record = json.loads((config_map.data or {}).get(RECORD_KEY, ""))
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            raise ClusterError(
-                "decode", "ConfigMap", self.namespace, name, f"{RECORD_KEY} is not a JSON object"
-            )
-        return record, config_map.metadata.resourceVersion if config_map.metadata else None
+            return None
+        version = config_map.metadata.resourceVersion if config_map.metadata else None
+        return StoredMap(dict(config_map.data or {}), version or "")
 
-    def save_record(self, record: dict[str, Any], resource_version: str | None) -> str:
-        """Creates the record, or replaces the version this run read: the lock on a canary.
+    def write_config_map(
+        self, name: str, data: Mapping[str, str], version: str | None, labels: Mapping[str, str]
+    ) -> str:
+        """Creates the ConfigMap (`version` None) or replaces the version read, else 409/404.
 
-        Returns the new resourceVersion, which the next save must pass.
+        Returns the new resourceVersion, which the next write must pass.
         """
-        name = self.record_name
-        text = json.dumps(record, sort_keys=True)
-        labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
-        try:
-            if resource_version is None:
-                with self._api("create", "ConfigMap", name):
-                    saved = self.client.create(
-                        ConfigMap(
-                            metadata=ObjectMeta(name=name, namespace=self.namespace, labels=labels),
-                            data={RECORD_KEY: text},
+        if version is None:
+            with self._api("create", "ConfigMap", name):
+                saved = self.client.create(
+                    ConfigMap(
+                        metadata=ObjectMeta(
+                            name=name, namespace=self.namespace, labels=dict(labels)
                         ),
-                        namespace=self.namespace,
-                        field_manager=self.field_manager,
-                    )
-            else:
-                with self._api("update", "ConfigMap", name):
-                    saved = self.client.patch(
-                        ConfigMap,
-                        name,
-                        {
-                            "metadata": {"resourceVersion": resource_version, "labels": labels},
-                            "data": {RECORD_KEY: text},
-                        },
-                        namespace=self.namespace,
-                        patch_type=PatchType.MERGE,
-                        field_manager=self.field_manager,
-                    )
-        except ClusterError as error:
-            if error.code not in (404, 409):
-                raise
-            raise ReleaseConflict(
-                error.verb,
-                error.kind,
-                error.namespace,
-                error.name,
-                f"another release of {self.release.name} is running: {_lost_lock(error)}",
-                code=error.code,
-                reason=error.reason,
-            ) from None
-        version = saved.metadata.resourceVersion if saved.metadata else None
-        if not version:
+                        data=dict(data),
+                    ),
+                    namespace=self.namespace,
+                    field_manager=self.field_manager,
+                )
+        else:
+            with self._api("update", "ConfigMap", name):
+                saved = self.client.patch(
+                    ConfigMap,
+                    name,
+                    {
+                        "metadata": {"resourceVersion": version, "labels": dict(labels)},
+                        "data": dict(data),
+                    },
+                    namespace=self.namespace,
+                    patch_type=PatchType.MERGE,
+                    field_manager=self.field_manager,
+                )
+        written = saved.metadata.resourceVersion if saved.metadata else None
+        if not written:
             raise ClusterError(
                 "update",
                 "ConfigMap",
@@ -379,10 +286,9 @@ class Cluster:
                 name,
                 "the API server sent no resourceVersion",
             )
-        return version
+        return written
 
-    def delete_record(self) -> None:
-        name = self.record_name
+    def delete_config_map(self, name: str) -> None:
         with self._api("delete", "ConfigMap", name, missing_ok=True):
             self.client.delete(ConfigMap, name, namespace=self.namespace)
 
@@ -421,14 +327,6 @@ class Cluster:
         except httpx.TransportError as error:
             message = f"cannot reach the API server: {type(error).__name__}: {error}"
             raise ClusterError(verb, kind, where, name, message) from None
-
-
-def _lost_lock(error: ClusterError) -> str:
-    if error.verb == "create":
-        return f"its record {error.namespace}/{error.name} already exists"
-    if error.code == 404:
-        return f"its record {error.namespace}/{error.name} was deleted"
-    return f"its record {error.namespace}/{error.name} changed since this run read it"
 
 
 def _retry_on_conflict(attempt: Callable[[], T]) -> T:

@@ -3,6 +3,9 @@
 A release runs on a laptop or a CI runner, where `http://prometheus.istio-system:9090` does not
 resolve. Such URLs are rewritten to `/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/...`
 and sent with the cluster's credentials; any other URL goes direct.
+
+`HttpClients` owns the connection pools and is shared by every release of a process;
+`Endpoints` is one release's view of them (its namespace resolves one-label hosts).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import httpx
 
-_CLUSTER_SUFFIXES = (".svc.cluster.local", ".svc")
+from ..spec.hosts import service_of_host
+from .base import Closing
 
 
 @dataclass(frozen=True)
@@ -34,53 +38,83 @@ class ServiceAddress:
 def service_address(url: str, default_namespace: str) -> ServiceAddress | None:
     """The Service a URL names, if its host has the shape of in-cluster DNS; None otherwise."""
     parsed = httpx.URL(url)
-    host = parsed.host
-    if not host or host.replace(".", "").isdigit() or host == "localhost":
+    if parsed.host == "localhost":
         return None
-    for suffix in _CLUSTER_SUFFIXES:
-        if host.endswith(suffix):
-            host = host.removesuffix(suffix)
-            break
-    labels = host.split(".")
-    if len(labels) > 2:
+    found = service_of_host(parsed.host, default_namespace)
+    if found is None:
         return None
-    namespace = labels[1] if len(labels) == 2 else default_namespace
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return ServiceAddress(namespace, labels[0], port, parsed.scheme)
+    return ServiceAddress(found[1], found[0], port, parsed.scheme)
 
 
-class Endpoints:
-    """Sends requests direct, or through the service proxy when the host is a cluster Service.
+class HttpClients(Closing):
+    """The HTTP connection pools of a process: direct (verified and not) and the API server's.
 
-    A two-label host such as `flagger-loadtester.default` could also be a public name, so the
-    Service is looked up once; a 404 means the URL is public and goes direct.
+    Shared by every release, so a hundred releases hold a handful of pools, not a hundred. A
+    two-label host such as `flagger-loadtester.default` could also be a public name, so whether
+    it is a Service is looked up once and remembered; a 404 means the URL is public.
     """
 
     def __init__(
-        self,
-        api: Callable[[], httpx.Client] | None = None,
-        default_namespace: str = "default",
-        timeout: float = 10.0,
+        self, api: Callable[[], httpx.Client] | None = None, timeout: float = 10.0
     ) -> None:
         self._api_factory = api
-        self._api: httpx.Client | None = None
         self._timeout = timeout
-        self._direct = httpx.Client(timeout=timeout)
-        self._unverified: httpx.Client | None = None
-        self._namespace = default_namespace
-        self._known: dict[ServiceAddress, bool] = {}
         self._lock = threading.Lock()
-
-    def __enter__(self) -> Endpoints:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        self._api: httpx.Client | None = None
+        self._direct: httpx.Client | None = None
+        self._unverified: httpx.Client | None = None
+        self._known: dict[ServiceAddress, bool] = {}
 
     def close(self) -> None:
-        for client in (self._direct, self._unverified, self._api):
-            if client is not None:
-                client.close()
+        with self._lock:
+            for client in (self._direct, self._unverified, self._api):
+                if client is not None:
+                    client.close()
+            self._api = self._direct = self._unverified = None
+
+    @property
+    def proxies(self) -> bool:
+        """Whether in-cluster URLs can go through an API server at all."""
+        return self._api_factory is not None
+
+    def direct(self, verify: bool) -> httpx.Client:
+        with self._lock:
+            if verify:
+                if self._direct is None:
+                    self._direct = httpx.Client(timeout=self._timeout)
+                return self._direct
+            if self._unverified is None:
+                self._unverified = httpx.Client(timeout=self._timeout, verify=False)
+            return self._unverified
+
+    def api(self) -> httpx.Client:
+        with self._lock:
+            if self._api is None:
+                assert self._api_factory is not None
+                self._api = self._api_factory()
+            return self._api
+
+    def is_service(self, address: ServiceAddress) -> bool:
+        with self._lock:
+            known = self._known.get(address)
+        if known is None:
+            path = f"/api/v1/namespaces/{address.namespace}/services/{address.name}"
+            response = self.api().get(path)
+            if response.status_code != 404:
+                response.raise_for_status()
+            known = response.status_code != 404
+            with self._lock:
+                self._known[address] = known
+        return known
+
+
+class Endpoints:
+    """Sends one release's requests direct, or through the service proxy for cluster Services."""
+
+    def __init__(self, clients: HttpClients, default_namespace: str = "default") -> None:
+        self._clients = clients
+        self._namespace = default_namespace
 
     def request(
         self, method: str, url: str, *, verify: bool = True, **kwargs: Any
@@ -89,10 +123,10 @@ class Endpoints:
         certificate checks on a direct request; a proxied one is verified by the API server."""
         address = self._in_cluster(url)
         if address is None:
-            return self._direct_client(verify).request(method, url, **kwargs)
+            return self._clients.direct(verify).request(method, url, **kwargs)
         parsed = httpx.URL(url)
         path = address.proxy_path(parsed.path, parsed.query.decode())
-        return self._api_client().request(method, path, **kwargs)
+        return self._clients.api().request(method, path, **kwargs)
 
     def describe(self, url: str) -> str:
         """How a URL is reached, for progress lines and error messages (never credentials)."""
@@ -100,33 +134,9 @@ class Endpoints:
         return f"{url} via the API server's service proxy" if address else url
 
     def _in_cluster(self, url: str) -> ServiceAddress | None:
-        if self._api_factory is None:
+        if not self._clients.proxies:
             return None
         address = service_address(url, self._namespace)
-        if address is None:
+        if address is None or not self._clients.is_service(address):
             return None
-        with self._lock:
-            if address not in self._known:
-                self._known[address] = self._service_exists(address)
-        return address if self._known[address] else None
-
-    def _service_exists(self, address: ServiceAddress) -> bool:
-        path = f"/api/v1/namespaces/{address.namespace}/services/{address.name}"
-        response = self._api_client().get(path)
-        if response.status_code == 404:
-            return False
-        response.raise_for_status()
-        return True
-
-    def _direct_client(self, verify: bool) -> httpx.Client:
-        if verify:
-            return self._direct
-        if self._unverified is None:
-            self._unverified = httpx.Client(timeout=self._timeout, verify=False)
-        return self._unverified
-
-    def _api_client(self) -> httpx.Client:
-        if self._api is None:
-            assert self._api_factory is not None
-            self._api = self._api_factory()
-        return self._api
+        return address

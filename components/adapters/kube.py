@@ -1,8 +1,9 @@
-"""Cluster credentials, found the way kubectl finds them, as a lightkube and an httpx client."""
+"""Cluster credentials, found the way kubectl finds them, and the clients built from them."""
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import lightkube
 import yaml
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+
+from .base import Closing
+from .endpoints import Endpoints, HttpClients
 
 _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -69,3 +73,35 @@ class KubeAccess:
 
     def namespace(self) -> str:
         return self.config().namespace or "default"
+
+
+class Connections(Closing):
+    """Every client of one cluster's credentials, shared by all the releases that use them.
+
+    Built lazily (a preview never connects) and thread-safe: the releases of a group run on a
+    few worker threads over one lightkube client and one set of HTTP pools.
+    """
+
+    def __init__(self, access: KubeAccess) -> None:
+        self.access = access
+        self._lock = threading.Lock()
+        self._kube: lightkube.Client | None = None
+        self.http = HttpClients(access.http, timeout=access.timeout_seconds)
+
+    @property
+    def kube(self) -> lightkube.Client:
+        with self._lock:
+            if self._kube is None:
+                self._kube = self.access.client()
+            return self._kube
+
+    def endpoints(self, namespace: str) -> Endpoints:
+        """A release's view of the HTTP pools: one-label hosts resolve in `namespace`."""
+        return Endpoints(self.http, namespace)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._kube is not None:
+                self._kube.close()
+                self._kube = None
+        self.http.close()

@@ -66,23 +66,27 @@ class _BearerAuth(httpx.Auth):
 
 
 class PrometheusClient:
-    """Runs metric queries against the template's Prometheus or the release's default one.
+    """Runs one release's metric queries against the template's Prometheus or its default one.
 
     Requests go through `Endpoints`, so `http://prometheus.istio-system:9090` works from
     outside the cluster. Credentials are applied per request; through the API server's
     service proxy the proxy's own authentication takes precedence, so authenticated
-    Prometheus servers must be reachable directly.
+    Prometheus servers must be reachable directly. `namespace` is where a template's
+    `secretRef` is read when the template names none.
     """
 
     def __init__(
         self,
         endpoints: Endpoints,
         default_address: str,
+        *,
+        namespace: str = "default",
         timeout: float = 5.0,
         secrets: SecretReader | None = None,
     ) -> None:
         self._endpoints = endpoints
         self.default_address = default_address
+        self.namespace = namespace
         self.timeout = timeout
         self._secrets = secrets
 
@@ -107,7 +111,7 @@ class PrometheusClient:
                 f"prometheus at {self._describe(address)}: {problem}", problem
             ) from None
 
-    def evaluate(self, metric_query: MetricQuery, namespace: str) -> MetricResult:
+    def evaluate(self, metric_query: MetricQuery) -> MetricResult:
         """Checks one metric; a metric without bounds passes whenever it has a value."""
         metric = metric_query.metric
         bounds = metric.bounds
@@ -120,7 +124,7 @@ class PrometheusClient:
 
         template = metric_query.template
         try:
-            headers, auth = self._access(template, namespace)
+            headers, auth = self._access(template)
             verify = template is None or not template.spec.provider.insecure_skip_verify
             value = self.query(self._address(template), metric_query.query, headers, auth, verify)
         except PrometheusError as error:
@@ -178,9 +182,7 @@ class PrometheusClient:
             return template.spec.provider.address
         return self.default_address
 
-    def _access(
-        self, template: MetricTemplate | None, namespace: str
-    ) -> tuple[dict[str, str], httpx.Auth | None]:
+    def _access(self, template: MetricTemplate | None) -> tuple[dict[str, str], httpx.Auth | None]:
         """The template's headers (repeated values joined, as HTTP allows) and credentials.
 
         Credentials given in Python win over `secretRef`, which is read from the template's
@@ -198,7 +200,8 @@ class PrometheusClient:
             return headers, _auth(token, username, password)
         if provider.secret_ref is None:
             return headers, None
-        data = self._read_secret(template.metadata.namespace or namespace, provider.secret_ref.name)
+        namespace = template.metadata.namespace or self.namespace
+        data = self._read_secret(namespace, provider.secret_ref.name)
         auth = _auth(data.get("token"), data.get("username"), data.get("password"))
         if auth is None:
             raise PrometheusError(

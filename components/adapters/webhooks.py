@@ -8,7 +8,7 @@ reason, so a gate's or a test's own message reaches the operator.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,33 +112,24 @@ class WebhookCaller:
     reached through the API server's service proxy is verified by the API server, not here.
     """
 
-    def __init__(self, endpoints: Endpoints, backoff: float = 0.5) -> None:
-        self._endpoints = endpoints
-        self._backoff = backoff
-
-    def call(
-        self, hook: Webhook, *, name: str, namespace: str, phase: str, checksum: str
-    ) -> WebhookResult:
-        """Sends `phase` as given: the caller picks it, usually with `phase_for`."""
-        return self.send(hook, payload(name, namespace, phase, checksum, hook.metadata))
-
-    def call_all(
+    def __init__(
         self,
-        hooks: Iterable[Webhook],
+        endpoints: Endpoints,
         *,
         name: str,
         namespace: str,
-        phase: str,
         checksum: str,
-    ) -> list[WebhookResult]:
-        """Calls hooks in order and stops at the first failure, which is the last result."""
-        results = []
-        for hook in hooks:
-            result = self.call(hook, name=name, namespace=namespace, phase=phase, checksum=checksum)
-            results.append(result)
-            if not result.passed:
-                break
-        return results
+        backoff: float = 0.5,
+    ) -> None:
+        self._endpoints = endpoints
+        self.name, self.namespace, self.checksum = name, namespace, checksum
+        self._backoff = backoff
+
+    def call(self, hook: Webhook, phase: str) -> WebhookResult:
+        """Sends `phase` as given: the caller picks it, usually with `phase_for`."""
+        return self.send(
+            hook, payload(self.name, self.namespace, phase, self.checksum, hook.metadata)
+        )
 
     def send(self, hook: Webhook, body: Mapping[str, Any]) -> WebhookResult:
         """POSTs a prepared body (e.g. from `event_payload`) with the hook's timeout and retries."""

@@ -1,15 +1,16 @@
-"""What a release will do, known before it starts: its steps, gates and worst-case duration.
+"""What a release will do, known before it starts: its steps, checks and worst-case duration.
 
-Both the engine and `pulumi preview` read it, so the plan shown is the plan run.
+The plan is the engine's whole input besides the state: built once per release from the spec
+and its timing, read by every tick, by `pulumi preview`'s review line and by the reports, so
+the plan shown is the plan run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ..spec import Analysis, HookType, Strategy, format_seconds
+from ..spec import Analysis, CanarySpec, HookType, Strategy, format_seconds
+from ..spec.timing import Timing
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class ReleasePlan:
     steps: tuple[Step, ...]
     interval_seconds: float
     threshold: int
+    hook_types: frozenset[HookType]
+    skip_analysis: bool
+    step_weight_promotion: int
+    progress_deadline_seconds: float
+    deadline_seconds: float
+    """The release's own bound, from the canary's first scale-up to its verdict."""
 
     @property
     def checks_to_promote(self) -> int:
@@ -41,10 +48,31 @@ class ReleasePlan:
         """Every step passes only after threshold - 1 failed checks spent along the way."""
         return (self.checks_to_promote + self.threshold - 1) * self.interval_seconds
 
+    @property
+    def last_step(self) -> int:
+        return len(self.steps) - 1
+
+    def has_hooks(self, hook_type: HookType) -> bool:
+        return hook_type in self.hook_types
+
+    def finalising_weights(self, canary_weight: int) -> list[int]:
+        """Canary weights on the way back to the new primary: all at once, unless
+        `stepWeightPromotion` asks for steps (canary strategy only, as in Flagger)."""
+        step = self.step_weight_promotion
+        if not step or self.strategy is not Strategy.CANARY:
+            return [0]
+        weights, weight = [], canary_weight
+        while weight > 0:
+            weight = max(weight - step, 0)
+            weights.append(weight)
+        return weights or [0]
+
     def describe(self) -> str:
         weights = [step.weight for step in self.steps if not step.mirror]
         every = format_seconds(self.interval_seconds)
         mirrored = "mirrored, then " if any(step.mirror for step in self.steps) else ""
+        if self.skip_analysis:
+            return "promoted without analysis (skipAnalysis)"
         if self.strategy is Strategy.CANARY:
             body = f"canary {mirrored}{weights[0]}% -> {weights[-1]}% in {len(weights)} steps"
         elif self.strategy is Strategy.AB:
@@ -65,6 +93,8 @@ def canary_weights(analysis: Analysis) -> list[int]:
         weights = [min(weight, cap) for weight in analysis.step_weights]
         return sorted(set(weights))
     step = analysis.step_weight or 0
+    if step <= 0:
+        return []  # no weighted steps: skipAnalysis without a strategy
     weights, weight = [], 0
     while weight < cap:
         weight = min(weight + step, cap)
@@ -72,9 +102,9 @@ def canary_weights(analysis: Analysis) -> list[int]:
     return weights
 
 
-def plan(analysis: Analysis, interval_seconds: float | None = None) -> ReleasePlan:
-    """The release's steps; `interval_seconds` overrides the analysis interval (the gate's
-    `interval` input)."""
+def plan(spec: CanarySpec, timing: Timing) -> ReleasePlan:
+    """The release's steps, checks and bounds, at the timing the release runs with."""
+    analysis = spec.analysis
     strategy = analysis.strategy
     if strategy is Strategy.CANARY:
         steps = [Step(weight) for weight in canary_weights(analysis)]
@@ -84,83 +114,19 @@ def plan(analysis: Analysis, interval_seconds: float | None = None) -> ReleasePl
         steps = [Step(100)] * (analysis.iterations or 0)
     else:
         steps = [Step(0, mirror=analysis.mirror)] * (analysis.iterations or 0)
+    interval = timing.interval_seconds
+    threshold = analysis.effective_threshold
+    progress_deadline = float(spec.progress_deadline_seconds)
+    # Worst-case analysis time plus the progress deadline for the canary to come up.
+    default_deadline = (len(steps) + threshold) * interval + progress_deadline
     return ReleasePlan(
         strategy=strategy,
         steps=tuple(steps),
-        interval_seconds=interval_seconds or analysis.interval_seconds,
-        threshold=analysis.effective_threshold,
+        interval_seconds=interval,
+        threshold=threshold,
+        hook_types=frozenset(hook.hook_type for hook in analysis.webhooks),
+        skip_analysis=spec.skip_analysis,
+        step_weight_promotion=analysis.step_weight_promotion or 0,
+        progress_deadline_seconds=progress_deadline,
+        deadline_seconds=timing.deadline_seconds or default_deadline,
     )
-
-
-def gate_summary(analysis: Analysis) -> str:
-    """`request-success-rate >= 99, request-duration <= 500ms`, for the preview line."""
-    parts = []
-    for metric in analysis.metrics:
-        bounds = metric.bounds
-        unit = "ms" if metric.name == "request-duration" else ""
-        described = bounds.describe().replace(" and ", f"{unit} and ") + unit if bounds else "any"
-        parts.append(f"{metric.name} {described}")
-    confirms = [hook.name for hook in analysis.webhooks if hook.hook_type in _CONFIRM]
-    if confirms:
-        parts.append("confirm: " + ", ".join(confirms))
-    return ", ".join(parts) or "no metric gates"
-
-
-_CONFIRM = (HookType.CONFIRM_ROLLOUT, HookType.CONFIRM_TRAFFIC_INCREASE, HookType.CONFIRM_PROMOTION)
-
-
-def review(
-    name: str,
-    analysis: Analysis,
-    old_template: Mapping[str, Any] | None,
-    new_template: Mapping[str, Any],
-    interval_seconds: float | None = None,
-) -> str:
-    """The change review `pulumi preview` prints: what rolls out, how, gated on what.
-
-    `podinfo: ghcr.io/stefanprodan/podinfo:6.3.0 -> 6.3.1; canary 10% -> 50% in 5 steps every
-    1m; gates: request-success-rate >= 99, request-duration <= 500ms; rollback after 5 failed
-    checks; at most ~9m`.
-    """
-    if old_template is None:
-        return f"{name}: first release of {images_of(new_template)}, promoted without analysis"
-    release_plan = plan(analysis, interval_seconds)
-    worst = format_seconds(release_plan.worst_case_seconds)
-    return (
-        f"{name}: {template_change(old_template, new_template)}; {release_plan.describe()}; "
-        f"gates: {gate_summary(analysis)}; "
-        f"rollback after {release_plan.threshold} failed checks; at most ~{worst}"
-    )
-
-
-def template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """`repo:6.3.0 -> 6.3.1` per changed image, else the pod-template fields that changed."""
-    before = dict(_images(old))
-    changes = []
-    for container, image in _images(new):
-        previous = before.get(container)
-        if previous is None:
-            changes.append(f"+{container} {image}")
-        elif previous != image:
-            repository, _, tag = image.rpartition(":")
-            same_repository = repository and previous.rpartition(":")[0] == repository
-            changes.append(f"{previous} -> {tag if same_repository else image}")
-    if changes:
-        return ", ".join(changes)
-    changed = sorted(
-        f"{part}.{key}"
-        for part in ("metadata", "spec")
-        for key in {*(old.get(part) or {}), *(new.get(part) or {})}
-        if (old.get(part) or {}).get(key) != (new.get(part) or {}).get(key)
-    )
-    return "pod template changed: " + (", ".join(changed) or "formatting only")
-
-
-def images_of(template: Mapping[str, Any]) -> str:
-    """The template's images, to name a release in messages."""
-    return ", ".join(image for _, image in _images(template)) or "the pod template"
-
-
-def _images(template: Mapping[str, Any]) -> list[tuple[str, str]]:
-    containers = (template.get("spec") or {}).get("containers") or []
-    return [(str(c.get("name", "")), str(c.get("image", ""))) for c in containers]

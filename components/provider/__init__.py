@@ -4,6 +4,20 @@ Kept free of import-time side effects: the dynamic-provider server unpickles pro
 reference, which imports this package in a process that has no engine connection.
 """
 
-from .rollout import FinaliserProvider, Rollout, RolloutFailed, RolloutFinaliser, RolloutProvider
+from .rollout import (
+    FinaliserProvider,
+    GateOptions,
+    GuardProvider,
+    Rollout,
+    RolloutFinaliser,
+    RolloutProvider,
+)
 
-__all__ = ["FinaliserProvider", "Rollout", "RolloutFailed", "RolloutFinaliser", "RolloutProvider"]
+__all__ = [
+    "FinaliserProvider",
+    "GateOptions",
+    "GuardProvider",
+    "Rollout",
+    "RolloutFinaliser",
+    "RolloutProvider",
+]

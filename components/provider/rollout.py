@@ -18,11 +18,14 @@ import pulumi
 import pulumi.dynamic as dyn
 from pulumi.output import Unknown
 
-from ..adapters.kube import KubeAccess
-from ..analysis.engine import Phase
-from ..analysis.plan import images_of, plan, review
-from ..scheduler import Adapters, Scheduler, print_progress
-from ..spec import ReleaseSpec, SpecError, integral, parse_seconds, template_revision
+from ..adapters.bundle import Adapters
+from ..adapters.kube import Connections, KubeAccess
+from ..adapters.records import RecordPhase, ReleaseRecord
+from ..analysis import images_of, plan, review
+from ..errors import ReleaseFailed
+from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
+from ..spec import ReleaseSpec, SpecError, integral, template_revision
+from ..spec.timing import Timing
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
 SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler")
@@ -42,10 +45,6 @@ INPUT_KEYS = (
 OUTPUT_KEYS = ("revision", "phase", "promotion", "plan")
 # The promotion of a Rollout's first release, which needs no finalising.
 INITIAL_PROMOTION = "initial"
-
-
-class RolloutFailed(Exception):  # noqa: N818 (reads as a sentence in `pulumi up` output)
-    """A release that was rolled back, or one already known to fail; the message says why."""
 
 
 # -- pure helpers -----------------------------------------------------------------------------
@@ -68,42 +67,46 @@ def pod_template(props: Mapping[str, Any]) -> Any:
     return {} if template is None else template
 
 
-def release_of(props: Mapping[str, Any]) -> ReleaseSpec:
-    """The validated release; raises SpecError naming every bad field."""
-    return ReleaseSpec.parse(
-        canary=integral(props.get("canary") or {}),
-        deployment=integral(props.get("deployment") or {}),
-        metric_templates=integral(props.get("metricTemplates") or []),
-        alert_providers=integral(props.get("alertProviders") or []),
-        autoscaler=integral(props["autoscaler"]) if props.get("autoscaler") else None,
-    )
+@dataclass(frozen=True)
+class GateInputs:
+    """The Rollout's inputs, validated once: the release, its timing and its revision."""
 
+    release: ReleaseSpec
+    timing: Timing
+    template: Mapping[str, Any]
+    revision: str
 
-def interval_of(props: Mapping[str, Any]) -> float | None:
-    """The `interval` override in seconds, None when the analysis interval applies."""
-    interval = props.get("interval")
-    return parse_seconds(interval) if interval else None
+    @classmethod
+    def of(cls, props: Mapping[str, Any]) -> GateInputs:
+        """Raises SpecError naming every bad field, the gate's own options included."""
+        interval, deadline = props.get("interval") or None, props.get("deadlineSeconds")
+        problems = Timing.problems(interval=interval, deadline_seconds=deadline)
+        try:
+            release = ReleaseSpec.parse(
+                canary=integral(props.get("canary") or {}),
+                deployment=integral(props.get("deployment") or {}),
+                metric_templates=integral(props.get("metricTemplates") or []),
+                alert_providers=integral(props.get("alertProviders") or []),
+                autoscaler=integral(props["autoscaler"]) if props.get("autoscaler") else None,
+            )
+        except SpecError as error:
+            problems += error.problems
+        if problems:
+            raise SpecError(problems)
+        timing = Timing.of(release.spec.analysis, interval=interval, deadline_seconds=deadline)
+        template = integral(pod_template(props))
+        return cls(release, timing, template, template_revision(template))
+
+    @property
+    def what(self) -> str:
+        """`podinfo: release of ghcr.io/...:6.3.1 (3f2a...)`, to begin messages with."""
+        return f"{self.release.name}: release of {images_of(self.template)} ({self.revision})"
 
 
 def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
-    """The provider's own inputs; unknown ones are checked at `pulumi up`, not preview."""
+    """The provider's own inputs that `GateInputs` does not validate; unknown ones are
+    checked at `pulumi up`, not preview."""
     failures = []
-    deadline = props.get("deadlineSeconds")
-    if (
-        deadline is not None
-        and not isinstance(deadline, Unknown)
-        and (isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0)
-    ):
-        failures.append(
-            dyn.CheckFailure("deadlineSeconds", f"must be a positive number, not {deadline!r}")
-        )
-    interval = props.get("interval")
-    if interval is not None and not isinstance(interval, Unknown):
-        try:
-            if parse_seconds(interval) <= 0:
-                failures.append(dyn.CheckFailure("interval", f"must be positive, not {interval!r}"))
-        except (SpecError, ValueError, TypeError) as error:
-            failures.append(dyn.CheckFailure("interval", f"not a duration: {error}"))
     retry = props.get("retryFailed")
     if retry is not None and not isinstance(retry, (bool, Unknown)):
         failures.append(dyn.CheckFailure("retryFailed", f"must be true or false, not {retry!r}"))
@@ -122,15 +125,15 @@ def outputs(props: Mapping[str, Any], *, phase: str, promotion: str) -> dict[str
     """The inputs (kubeconfig under its own key only) plus the revision, phase, promotion and
     plan. `promotion` identifies one promotion, so the finaliser acts once for each, even for
     a template promoted before."""
-    template = integral(pod_template(props))
+    gate = GateInputs.of(props)
     outs = {key: props.get(key) for key in INPUT_KEYS}
     outs["retryFailed"] = bool(props.get("retryFailed") or False)
     outs.update(
-        podTemplate=template,
-        revision=template_revision(template),
+        podTemplate=dict(gate.template),
+        revision=gate.revision,
         phase=phase,
         promotion=promotion,
-        plan=plan(release_of(props).spec.analysis, interval_of(props)).describe(),
+        plan=plan(gate.release.spec, gate.timing).describe(),
     )
     return outs
 
@@ -146,36 +149,24 @@ def access_of(props: Mapping[str, Any]) -> KubeAccess:
     return KubeAccess(kubeconfig=props.get("kubeconfig") or None, context=props.get("context"))
 
 
+# The clock of every release this process runs; tests replace it with a fake one.
+CLOCK: Clock = SYSTEM_CLOCK
+
+
 @contextlib.contextmanager
-def _connect(props: Mapping[str, Any], release: ReleaseSpec) -> Iterator[Adapters]:
-    """Every client a release needs, closed after. The one seam tests replace."""
-    with Adapters.connect(access_of(props), release) as adapters:
-        yield adapters
+def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Iterator[Adapters]:
+    """The release's adapters over fresh clients, closed after. The one seam tests replace."""
+    with Connections(access_of(props)) as connections:
+        yield Adapters.connect(connections, gate.release, revision=gate.revision, now=clock.now)
 
 
-def _scheduler(release: ReleaseSpec, adapters: Adapters, props: Mapping[str, Any]) -> Scheduler:
-    deadline = props.get("deadlineSeconds")
-    return Scheduler(
-        release,
-        adapters,
-        revision=template_revision(pod_template(props)),
-        interval=props.get("interval") or None,
-        deadline_seconds=float(deadline) if deadline else None,
-    )
-
-
-def _mark_failed(adapters: Adapters, revision: str, reason: str) -> None:
-    """Makes sure the record says Failed, for this revision, with the reason a rerun reports."""
-    record, version = adapters.cluster.load_record()
-    wanted = {
-        **(record or {}),
-        "phase": str(Phase.FAILED),
-        "revision": revision,
-        "reason": reason,
-        "retryable": False,
-    }
-    if record != wanted:
-        adapters.cluster.save_record(wanted, version)
+@contextlib.contextmanager
+def _scheduler(props: Mapping[str, Any], gate: GateInputs) -> Iterator[Scheduler]:
+    clock = CLOCK
+    with _adapters(props, gate, clock) as adapters:
+        yield Scheduler(
+            gate.release, adapters, revision=gate.revision, timing=gate.timing, clock=clock
+        )
 
 
 # -- the providers --------------------------------------------------------------------------
@@ -190,17 +181,26 @@ class RolloutProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         """Validates the spec without the network; parts unknown at preview are skipped."""
         failures = _option_problems(news)
-        if not any(has_unknown(news.get(key)) for key in SPEC_KEYS):
+        if not any(
+            has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval", "deadlineSeconds")
+        ):
             try:
-                release = release_of(news)
+                gate = GateInputs.of(news)
             except SpecError as error:
                 failures += [dyn.CheckFailure(p.path, str(p)) for p in error.problems]
             else:
                 template = pod_template(news)
                 if not olds and not failures and not has_unknown(template):
                     print_progress(
-                        review(release.name, release.spec.analysis, None, integral(template))
+                        review(
+                            gate.release.name,
+                            gate.release.spec.analysis,
+                            plan(gate.release.spec, gate.timing),
+                            None,
+                            gate.template,
+                        )
                     )
+                    _print_notes(gate)
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -209,17 +209,20 @@ class RolloutProvider(dyn.ResourceProvider):
         if has_unknown(template):
             return dyn.DiffResult(changes=True, replaces=[])
         if template_revision(template) != olds.get("revision"):
-            if not any(has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval")):
-                release = release_of(news)
+            if not any(
+                has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval", "deadlineSeconds")
+            ):
+                gate = GateInputs.of(news)
                 print_progress(
                     review(
-                        release.name,
-                        release.spec.analysis,
+                        gate.release.name,
+                        gate.release.spec.analysis,
+                        plan(gate.release.spec, gate.timing),
                         integral(pod_template(olds)),
-                        integral(template),
-                        interval_of(news),
+                        gate.template,
                     )
                 )
+                _print_notes(gate)
             return dyn.DiffResult(changes=True, replaces=[])
         changed = any(
             has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
@@ -230,55 +233,60 @@ class RolloutProvider(dyn.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """The initial release promotes without analysis, as Flagger initialises."""
-        release = release_of(props)
-        revision = template_revision(pod_template(props))
-        with _connect(props, release) as adapters:
-            _, version = adapters.cluster.load_record()
-            adapters.cluster.save_record(
-                {"phase": str(Phase.SUCCEEDED), "revision": revision, "reason": None}, version
+        gate = GateInputs.of(props)
+        with _scheduler(props, gate) as scheduler:
+            scheduler.io.records.load()
+            scheduler.io.records.save(
+                ReleaseRecord(gate.revision, RecordPhase.SUCCEEDED, settled=True)
             )
-        print_progress(f"{release.name}: initial release {revision} promoted without analysis")
-        outs = outputs(props, phase=str(Phase.SUCCEEDED), promotion=INITIAL_PROMOTION)
-        return dyn.CreateResult(record_id(release), outs)
+        print_progress(
+            f"{gate.release.name}: initial release {gate.revision} promoted without analysis"
+        )
+        outs = outputs(props, phase=str(RecordPhase.SUCCEEDED), promotion=INITIAL_PROMOTION)
+        return dyn.CreateResult(record_id(gate.release), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         """Runs the analysis of a new template; raises, with the reason, when it fails."""
-        revision = template_revision(pod_template(news))
-        if revision == olds.get("revision"):
-            phase = str(olds.get("phase") or Phase.SUCCEEDED)
+        gate = GateInputs.of(news)
+        if gate.revision == olds.get("revision"):
+            phase = str(olds.get("phase") or RecordPhase.SUCCEEDED)
             promotion = str(olds.get("promotion") or INITIAL_PROMOTION)
             return dyn.UpdateResult(outputs(news, phase=phase, promotion=promotion))
-        release = release_of(news)
-        what = f"{release.name}: release of {images_of(pod_template(news))} ({revision})"
-        with _connect(news, release) as adapters:
-            record, _ = adapters.cluster.load_record()
+        with _scheduler(news, gate) as scheduler:
+            record = scheduler.io.records.load()
             if (
-                record
-                and record.get("phase") == Phase.FAILED
-                and record.get("revision") == revision
-                and not record.get("retryable")
+                record is not None
+                and record.failed_verdict(gate.revision)
                 and not news.get("retryFailed")
             ):
-                raise RolloutFailed(
-                    f"{what} already failed: {record.get('reason')}; "
+                scheduler.settle("before failing fast")
+                raise ReleaseFailed(
+                    f"{gate.what} already failed: {record.reason}; "
                     "set retryFailed to analyse it again"
                 )
-            report = _scheduler(release, adapters, news).analyse()
-            if report.outcome != "promoted":
-                reason = report.reason or "the analysis failed"
-                _mark_failed(adapters, revision, reason)
-                raise RolloutFailed(
-                    f"{what} rolled back, the primary is unchanged: {reason} "
-                    f"({report.failed_checks} failed checks)"
-                )
+            report = scheduler.analyse()
+        if not report.promoted:
+            left = f"; {report.cleanup}" if report.cleanup else ""
+            raise ReleaseFailed(
+                f"{gate.what} rolled back, the primary is unchanged: "
+                f"{report.reason or 'the analysis failed'} ({report.failed_checks} failed checks)"
+                f"{left}"
+            )
         promotion = uuid.uuid4().hex[:16]
-        return dyn.UpdateResult(outputs(news, phase=str(Phase.PROMOTING), promotion=promotion))
+        return dyn.UpdateResult(
+            outputs(news, phase=str(RecordPhase.PROMOTING), promotion=promotion)
+        )
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Removes the release record; one already gone is fine."""
-        release = release_of(props)
-        with _connect(props, release) as adapters:
-            adapters.cluster.delete_record()
+        gate = GateInputs.of(props)
+        with _scheduler(props, gate) as scheduler:
+            scheduler.io.records.delete()
+
+
+def _print_notes(gate: GateInputs) -> None:
+    for note in gate.release.notes:
+        print_progress(f"{gate.release.name}: note: {note}")
 
 
 def _inputs_changed(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Sequence[str]) -> bool:
@@ -299,18 +307,18 @@ class GuardProvider(dyn.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """Also on create: a stack adopting a canary that already carries traffic."""
-        release = release_of(props)
-        self._clear_way(release, props)
-        return dyn.CreateResult(record_id(release), _echo(props, INPUT_KEYS))
+        gate = GateInputs.of(props)
+        self._clear_way(gate, props)
+        return dyn.CreateResult(record_id(gate.release), _echo(props, INPUT_KEYS))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         if template_revision(pod_template(news)) != template_revision(pod_template(olds)):
-            self._clear_way(release_of(news), news)
+            self._clear_way(GateInputs.of(news), news)
         return dyn.UpdateResult(_echo(news, INPUT_KEYS))
 
-    def _clear_way(self, release: ReleaseSpec, props: dict[str, Any]) -> None:
-        with _connect(props, release) as adapters:
-            _scheduler(release, adapters, props).clear_way()
+    def _clear_way(self, gate: GateInputs, props: dict[str, Any]) -> None:
+        with _scheduler(props, gate) as scheduler:
+            scheduler.settle("before the canary takes the new template")
 
 
 FINALISER_KEYS = (*INPUT_KEYS, "promotion", "phase", "primary")
@@ -330,7 +338,7 @@ class FinaliserProvider(dyn.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         outs = self._finalise(None, props)
-        return dyn.CreateResult(record_id(release_of(props)), outs)
+        return dyn.CreateResult(record_id(GateInputs.of(props).release), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         return dyn.UpdateResult(self._finalise(olds, news))
@@ -338,12 +346,12 @@ class FinaliserProvider(dyn.ResourceProvider):
     def _finalise(self, olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
         outs = _echo(news, FINALISER_KEYS)
         fresh = olds is None or olds.get("promotion") != news.get("promotion")
-        if not fresh or news.get("phase") != Phase.PROMOTING:
+        if not fresh or news.get("phase") != RecordPhase.PROMOTING:
             return outs
-        release = release_of(news)
-        with _connect(news, release) as adapters:
-            _scheduler(release, adapters, news).finalise()
-        print_progress(f"{release.name}: promotion {news.get('promotion')} finalised")
+        gate = GateInputs.of(news)
+        with _scheduler(news, gate) as scheduler:
+            scheduler.finalise()
+        print_progress(f"{gate.release.name}: promotion {news.get('promotion')} finalised")
         return outs
 
 

@@ -202,6 +202,18 @@ class Webhook(SpecModel):
     mute_alert: bool = False
     metadata: dict[str, Any] | None = None
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        # One message instead of pydantic's one per union member.
+        if value == "" or value in set(HookType):
+            return value
+        known = ", ".join(HookType)
+        hint = ""
+        if value in ("slack", "msteams", "discord", "rocket", "gchat"):
+            hint = f"; a {value} notification is an AlertProvider in spec.analysis.alerts"
+        raise ValueError(f"must be one of {known}{hint}")
+
     @property
     def hook_type(self) -> HookType:
         return HookType(self.type or HookType.ROLLOUT)
@@ -242,8 +254,17 @@ class Analysis(SpecModel):
     alerts: list[Alert] = Field(default_factory=list)
     session_affinity: SessionAffinity | None = None
 
-    @model_validator(mode="after")
-    def _one_strategy(self) -> Analysis:
+    @field_validator("step_weights")
+    @classmethod
+    def _increasing(cls, weights: list[int] | None) -> list[int] | None:
+        # A field validator, so the error's path is `analysis.stepWeights`, not `analysis`.
+        if weights is not None:
+            _check_step_weights(weights)
+        return weights
+
+    def strategy_problems(self, *, skip_analysis: bool) -> list[tuple[str, str, Any]]:
+        """(field, message, value) for a missing or ambiguous strategy; none is needed when the
+        analysis is skipped, as Flagger accepts `analysis: {}` with `skipAnalysis: true`."""
         chosen = [
             label
             for label, value in (
@@ -253,19 +274,15 @@ class Analysis(SpecModel):
             )
             if value
         ]
-        if not chosen:
-            raise ValueError("no strategy: set stepWeight, stepWeights or iterations")
         if len(chosen) > 1:
-            raise ValueError(f"conflicting strategies: {' and '.join(chosen)}; set only one")
-        return self
-
-    @field_validator("step_weights")
-    @classmethod
-    def _increasing(cls, weights: list[int] | None) -> list[int] | None:
-        # A field validator, so the error's path is `analysis.stepWeights`, not `analysis`.
-        if weights is not None:
-            _check_step_weights(weights)
-        return weights
+            return [("", f"conflicting strategies: {' and '.join(chosen)}; set only one", None)]
+        if chosen or skip_analysis:
+            return []
+        if self.step_weight == 0:
+            return [("stepWeight", "must be at least 1 (or set stepWeights or iterations)", 0)]
+        if self.iterations == 0:
+            return [("iterations", "must be at least 1 (or set stepWeight or stepWeights)", 0)]
+        return [("", "no strategy: set stepWeight, stepWeights or iterations", None)]
 
     @property
     def strategy(self) -> Strategy:
@@ -295,9 +312,10 @@ class Analysis(SpecModel):
 
 
 def _check_step_weights(weights: list[int]) -> None:
+    """At least 1 each and increasing; above 100 is allowed, read as 100 (as Flagger does)."""
     for index, weight in enumerate(weights):
-        if not 1 <= weight <= 100:
-            raise ValueError(f"stepWeights[{index}] = {weight} is outside 1 to 100")
+        if weight < 1:
+            raise ValueError(f"stepWeights[{index}] = {weight} is below 1")
     for index in range(1, len(weights)):
         if weights[index] <= weights[index - 1]:
             raise ValueError(

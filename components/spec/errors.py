@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..errors import PermanentError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -44,7 +46,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-class SpecError(ValueError):
+class SpecError(PermanentError, ValueError):
     """Raised before any resource is declared; lists every problem found, not just the first."""
 
     def __init__(self, problems: Sequence[Problem], *, source: str = "canary spec") -> None:

@@ -12,6 +12,7 @@ from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
 from .errors import Problem, SpecError
 from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
 from .templates import AlertProvider, MetricTemplate
+from .timing import Timing
 
 # Flagger's -selector-labels default, in its order of preference.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
@@ -42,6 +43,7 @@ class ReleaseSpec:
 
     def __post_init__(self) -> None:
         problems = [
+            *self._strategy_problems(),
             *self._deployment_problems(),
             *self._autoscaler_problems(),
             *self._reference_problems(),
@@ -131,12 +133,47 @@ class ReleaseSpec:
                 return provider
         return None
 
-    def metric_queries(self, interval_override: str | None = None) -> list[MetricQuery]:
-        """Built-in metrics first, then the rest, in Flagger's order."""
-        ordered = sorted(self.spec.analysis.metrics, key=lambda m: m.name not in BUILTIN_METRICS)
-        return [self._query(metric, interval_override) for metric in ordered]
+    @property
+    def primary_replicas(self) -> int | None:
+        """The primary's replicas: the target's, but at least 1 as Flagger creates it; None when
+        an autoscaler owns them."""
+        if self.autoscaler is not None:
+            return None
+        replicas = self.deployment["spec"].get("replicas")
+        return replicas if isinstance(replicas, int) and replicas > 0 else 1
 
-    def _query(self, metric: Metric, interval_override: str | None) -> MetricQuery:
+    @property
+    def notes(self) -> list[str]:
+        """What the preview should say about valid input that may not do what it seems to."""
+        notes = []
+        for index, metric in enumerate(self.spec.analysis.metrics):
+            if metric.bounds is None:
+                notes.append(
+                    f"spec.analysis.metrics[{index}] {metric.name!r} has no thresholdRange: "
+                    "it only fails when the query returns no data"
+                )
+        for index, weight in enumerate(self.spec.analysis.step_weights or []):
+            if weight > 100:
+                notes.append(
+                    f"spec.analysis.stepWeights[{index}] is {weight}: read as 100, as Flagger does"
+                )
+        if self.deployment["spec"].get("replicas") == 0 and self.autoscaler is None:
+            notes.append(
+                "deployment.spec.replicas is 0: as with Flagger, the primary runs 1 replica "
+                "and the canary is scaled to 1 for its analysis"
+            )
+        return notes
+
+    def metric_queries(self, timing: Timing | None = None) -> list[MetricQuery]:
+        """Built-in metrics first, then the rest, in Flagger's order; each query's window is
+        the metric's interval unless the timing overrides it."""
+        ordered = sorted(self.spec.analysis.metrics, key=lambda m: m.name not in BUILTIN_METRICS)
+        return [
+            self._query(metric, timing.window(metric) if timing else metric.interval)
+            for metric in ordered
+        ]
+
+    def _query(self, metric: Metric, window: str) -> MetricQuery:
         template = self.template_for(metric)
         if metric.name in BUILTIN_METRICS and template is None and not metric.query:
             text = BUILTIN_QUERIES[metric.name]
@@ -147,7 +184,7 @@ class ReleaseSpec:
             namespace=self.namespace,
             target=self.target,
             service=self.service,
-            interval=interval_override or metric.interval,
+            interval=window,
             variables=metric.template_variables or {},
         )
         return MetricQuery(metric, render(text, context), template)
@@ -157,12 +194,24 @@ class ReleaseSpec:
         for index, metric in enumerate(self.spec.analysis.metrics):
             path = f"spec.analysis.metrics[{index}]"
             try:
-                check_syntax(self._query(metric, None).query)
+                check_syntax(self._query(metric, metric.interval).query)
             except (KeyError, ValueError) as error:
                 reason = error.args[0] if error.args else str(error)
                 problems.append(Problem(path, f"metric {metric.name!r}: {reason}"))
         if problems:
             raise SpecError(problems)
+
+    def _strategy_problems(self) -> list[Problem]:
+        found = self.spec.analysis.strategy_problems(skip_analysis=self.spec.skip_analysis)
+        return [
+            Problem(
+                f"spec.analysis.{field}" if field else "spec.analysis",
+                message,
+                value,
+                value is not None,
+            )
+            for field, message, value in found
+        ]
 
     def _deployment_problems(self) -> list[Problem]:
         deployment = self.deployment
@@ -205,6 +254,25 @@ class ReleaseSpec:
         if not isinstance(template, Mapping) or not (template.get("spec") or {}).get("containers"):
             problems.append(
                 Problem("deployment.spec.template.spec.containers", "at least one container")
+            )
+            return problems
+        template_labels = (template.get("metadata") or {}).get("labels") or {}
+        if any(template_labels.get(key) != value for key, value in labels.items()):
+            problems.append(
+                Problem(
+                    "deployment.spec.selector.matchLabels",
+                    "must match the pod template's labels (spec.template.metadata.labels "
+                    f"{dict(template_labels)!r}), or the Deployment selects none of its pods",
+                    labels,
+                    True,
+                )
+            )
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        if replicas is not None and (
+            isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0
+        ):
+            problems.append(
+                Problem("deployment.spec.replicas", "must be a whole number >= 0", replicas, True)
             )
         return problems
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from http_stub import Stub, serving
 
-from components.adapters.endpoints import Endpoints
+from components.adapters.endpoints import Endpoints, HttpClients
 
 
 @pytest.fixture
@@ -24,5 +24,5 @@ def tls_stub() -> Iterator[Stub]:
 
 @pytest.fixture
 def endpoints() -> Iterator[Endpoints]:
-    with Endpoints() as direct:
-        yield direct
+    with HttpClients() as clients:
+        yield Endpoints(clients)

@@ -59,7 +59,7 @@ def hook_url(stub: Stub, name: str) -> str:
 def notify(
     endpoints: Endpoints, spec: ReleaseSpec, message: AlertMessage = MESSAGE, **options: Any
 ) -> list[str]:
-    return Notifier(endpoints, **options).notify(spec, message)
+    return Notifier(endpoints, spec, **options).notify(message)
 
 
 def test_slack_rocket_and_discord_share_slacks_shape(

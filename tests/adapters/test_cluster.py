@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import pickle
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +15,10 @@ import yaml
 from aiohttp import web
 from lightkube.generic_resource import create_namespaced_resource
 
-from components.adapters.cluster import (
-    Cluster,
-    ClusterError,
-    ReadinessState,
-    ReleaseConflict,
-)
-from components.adapters.kube import KubeAccess
+from components.adapters.cluster import Cluster, ClusterError
+from components.adapters.kube import Connections, KubeAccess
+from components.adapters.records import RecordPhase, RecordStore, ReleaseConflict, ReleaseRecord
+from components.analysis import Condition, WorkloadStatus
 from components.rehearse.testbed import KubeApiEmulator, KubeEmulator
 from components.routing import TrafficState, virtual_service
 from components.spec import ReleaseSpec
@@ -98,9 +93,18 @@ def kubeconfig(kube: KubeEmulator, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cluster(kubeconfig: Path, release: ReleaseSpec) -> Iterator[Cluster]:
-    with Cluster(KubeAccess(kubeconfig=kubeconfig.read_text()), release) as cluster:
-        yield cluster
+def connections(kubeconfig: Path) -> Iterator[Connections]:
+    with Connections(KubeAccess(kubeconfig=kubeconfig.read_text())) as opened:
+        yield opened
+
+
+@pytest.fixture
+def cluster(connections: Connections, release: ReleaseSpec) -> Cluster:
+    return Cluster(connections, release)
+
+
+def store(cluster: Cluster, now: float = 1000.0) -> RecordStore:
+    return RecordStore(cluster, "podinfo", NS, lambda: now)
 
 
 def _declare_virtual_service(kube: KubeEmulator, release: ReleaseSpec) -> None:
@@ -165,19 +169,19 @@ def test_mirror_route_names_the_canary(
     assert cluster.read_routes() == (90, 10, False)
 
 
-def test_ab_routes_round_trip(kube: KubeEmulator, kubeconfig: Path) -> None:
+def test_ab_routes_round_trip(kube: KubeEmulator, connections: Connections) -> None:
     release = _release("canary-ab-testing.yaml")
     _declare_virtual_service(kube, release)
-    with Cluster(KubeAccess(kubeconfig=kubeconfig.read_text()), release) as cluster:
-        cluster.set_routes(TrafficState(canary_weight=100))
-        assert cluster.read_routes() == (0, 100, False)
-        stored = kube.get(VS_PATH)
-        assert stored is not None
-        tested, default = stored["spec"]["http"]
-        assert tested["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
-        assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 100}]
-        cluster.set_routes(TrafficState())
-        assert cluster.read_routes() == (100, 0, False)
+    cluster = Cluster(connections, release)
+    cluster.set_routes(TrafficState(canary_weight=100))
+    assert cluster.read_routes() == (0, 100, False)
+    stored = kube.get(VS_PATH)
+    assert stored is not None
+    tested, default = stored["spec"]["http"]
+    assert tested["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
+    assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 100}]
+    cluster.set_routes(TrafficState())
+    assert cluster.read_routes() == (100, 0, False)
 
 
 def test_set_routes_is_a_forced_apply_of_http_only(
@@ -232,7 +236,8 @@ def test_kubeconfig_from_the_environment(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     _declare_virtual_service(kube, release)
-    with Cluster(KubeAccess(), release) as cluster:
+    with Connections(KubeAccess()) as connections:
+        cluster = Cluster(connections, release)
         cluster.set_routes(TrafficState(canary_weight=30))
         assert cluster.read_routes() == (70, 30, False)
 
@@ -263,77 +268,36 @@ def test_scale_missing_deployment(cluster: Cluster) -> None:
     assert str(raised.value).startswith("patch Deployment default/nowhere: ")
 
 
-READY = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
-DEADLINE_EXCEEDED = {
-    "type": "Progressing",
-    "status": "False",
-    "reason": "ProgressDeadlineExceeded",
-    "message": 'ReplicaSet "podinfo-5d9" has timed out progressing.',
-}
-
-
-@pytest.mark.parametrize(
-    ("status", "threshold", "expected"),
-    [
-        (READY, 100, (ReadinessState.READY, "2 of 2 replicas ready")),
-        ({**READY, "availableReplicas": 1}, 100, (ReadinessState.PENDING, "1 of 2 replicas ready")),
-        ({**READY, "availableReplicas": 1}, 50, (ReadinessState.READY, "1 of 2 replicas ready")),
-        ({**READY, "updatedReplicas": 1}, 100, (ReadinessState.PENDING, "1 of 2 replicas updated")),
-        ({**READY, "replicas": 3}, 100, (ReadinessState.PENDING, "1 old replicas pending")),
-        ({**READY, "observedGeneration": 0}, 100, (ReadinessState.PENDING, "not yet observed")),
-        ({}, 100, (ReadinessState.PENDING, "0 of 2 replicas ready")),
-        (  # the condition belongs to the previous generation until the controller observes this one
-            {**READY, "observedGeneration": 0, "conditions": [DEADLINE_EXCEEDED]},
-            100,
-            (ReadinessState.PENDING, "generation 1 not yet observed"),
-        ),
-        (
-            {**READY, "availableReplicas": 0, "conditions": [DEADLINE_EXCEEDED]},
-            100,
-            (
-                ReadinessState.FAILED,
-                "progress deadline exceeded: 0 of 2 replicas ready "
-                "(Progressing=False reason=ProgressDeadlineExceeded: "
-                'ReplicaSet "podinfo-5d9" has timed out progressing.)',
-            ),
-        ),
-    ],
-)
-def test_readiness(
-    kube: KubeEmulator,
-    cluster: Cluster,
-    status: dict[str, Any],
-    threshold: int,
-    expected: tuple[ReadinessState, str],
+def test_workload_status_reads_what_the_controller_reports(
+    kube: KubeEmulator, cluster: Cluster
 ) -> None:
-    state, message = expected
-    kube.create(_deployment("podinfo"))
-    _set_status(kube, "podinfo", **status)
-    readiness = cluster.readiness("podinfo", threshold, 600, since=time.time())
-    assert readiness.state is state
-    assert message in readiness.message
-
-
-def test_readiness_fails_after_the_deadline(kube: KubeEmulator, cluster: Cluster) -> None:
-    kube.create(_deployment("podinfo"))
-    _set_status(kube, "podinfo", observedGeneration=1, replicas=2, updatedReplicas=2)
-    readiness = cluster.readiness("podinfo", 100, 600, since=time.time() - 601)
-    assert readiness.failed
-    assert readiness.message.startswith(
-        "progress deadline exceeded: 0 of 2 replicas ready after 600s"
+    kube.create(_deployment("podinfo", replicas=3))
+    condition = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    _set_status(
+        kube,
+        "podinfo",
+        observedGeneration=1,
+        replicas=3,
+        updatedReplicas=2,
+        availableReplicas=1,
+        conditions=[{**condition, "message": "timed out"}],
     )
-    assert cluster.readiness("podinfo", 100, 600, since=time.time() - 10).state is (
-        ReadinessState.PENDING
+    assert cluster.workload_status("podinfo") == WorkloadStatus(
+        wanted=3,
+        generation=1,
+        observed_generation=1,
+        available=1,
+        updated=2,
+        current=3,
+        conditions=(Condition("Progressing", "False", "ProgressDeadlineExceeded", "timed out"),),
     )
-    assert cluster.readiness("podinfo", 100, 600, since=1000.0, now=1601.0).failed
 
 
-def test_a_deployment_scaled_to_zero_is_not_ready(kube: KubeEmulator, cluster: Cluster) -> None:
-    kube.create(_deployment("podinfo", replicas=0))
-    _set_status(kube, "podinfo", observedGeneration=1)
-    readiness = cluster.readiness("podinfo", 100, 600, since=time.time())
-    assert readiness.state is ReadinessState.PENDING
-    assert readiness.message == "scaled to 0 replicas"
+def test_replicas_of_a_missing_deployment(cluster: Cluster) -> None:
+    assert cluster.replicas("nowhere", missing_ok=True) == 0
+    with pytest.raises(ClusterError) as raised:
+        cluster.replicas("nowhere")
+    assert raised.value.code == 404
 
 
 def test_pod_template_round_trip(kube: KubeEmulator, cluster: Cluster) -> None:
@@ -430,55 +394,61 @@ def test_secret_errors_name_the_secret_not_values(kube: KubeEmulator, cluster: C
 
 
 def test_record_lifecycle(kube: KubeEmulator, cluster: Cluster) -> None:
-    assert cluster.load_record() == (None, None)
+    records = store(cluster)
+    assert records.load() is None
 
-    first = {"phase": "Progressing", "weight": 10, "failedChecks": 0, "heartbeat": 1.5}
-    version = cluster.save_record(first, None)
-    assert cluster.load_record() == (first, version)
+    first = records.save(ReleaseRecord("abc", RecordPhase.PROGRESSING, weight=10))
+    assert first.heartbeat == 1000.0 and first.owner is not None
+    assert store(cluster).load() == first
 
     stored = kube.get(RECORD_PATH)
     assert stored is not None
     assert stored["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "pulumi-canary"}
-    assert json.loads(stored["data"]["release.json"]) == first
+    assert json.loads(stored["data"]["release.json"])["weight"] == 10
 
-    second = {**first, "weight": 20}
-    newer = cluster.save_record(second, version)
-    assert newer != version
-    assert cluster.load_record() == (second, newer)
+    second = records.save(ReleaseRecord("abc", RecordPhase.PROGRESSING, weight=20))
+    assert store(cluster).load() == second
 
-    cluster.delete_record()
-    assert cluster.load_record() == (None, None)
-    cluster.delete_record()
+    records.delete()
+    assert store(cluster).load() is None
+    records.delete()
 
 
 def test_a_second_release_cannot_create_the_record(cluster: Cluster) -> None:
-    cluster.save_record({"phase": "Progressing"}, None)
+    store(cluster).save(ReleaseRecord("abc", RecordPhase.PROGRESSING))
+    late = store(cluster)
+    late._read = True  # as if it read before the other run created the record
     with pytest.raises(ReleaseConflict) as raised:
-        cluster.save_record({"phase": "Progressing"}, None)
+        late.save(ReleaseRecord("abc", RecordPhase.PROGRESSING))
     assert "another release of podinfo is running" in str(raised.value)
-    assert raised.value.code == 409
+    assert "already exists" in str(raised.value)
 
 
-def test_a_stale_resource_version_raises_release_conflict(
-    kubeconfig: Path, release: ReleaseSpec
-) -> None:
-    access = KubeAccess(kubeconfig=kubeconfig.read_text())
-    with Cluster(access, release) as ours, Cluster(access, release) as theirs:
-        version = ours.save_record({"phase": "Progressing", "weight": 10}, None)
-        _, seen = theirs.load_record()
-        assert seen == version
-        theirs.save_record({"phase": "Progressing", "weight": 20}, seen)
-        with pytest.raises(ReleaseConflict) as raised:
-            ours.save_record({"phase": "Progressing", "weight": 20}, version)
-        assert "another release of podinfo is running" in str(raised.value)
-        assert ours.load_record()[0] == {"phase": "Progressing", "weight": 20}
+def test_a_stale_resource_version_raises_release_conflict(cluster: Cluster) -> None:
+    ours, theirs = store(cluster), store(cluster)
+    ours.save(ReleaseRecord("abc", RecordPhase.PROGRESSING, weight=10))
+    theirs.load()
+    theirs.save(ReleaseRecord("abc", RecordPhase.PROGRESSING, weight=20))
+    with pytest.raises(ReleaseConflict, match="changed since this run read it"):
+        ours.save(ReleaseRecord("abc", RecordPhase.PROGRESSING, weight=30))
+    record = store(cluster).load()
+    assert record is not None and record.weight == 20
 
 
 def test_a_deleted_record_is_a_lost_lock(cluster: Cluster) -> None:
-    version = cluster.save_record({"phase": "Progressing"}, None)
-    cluster.delete_record()
+    records = store(cluster)
+    records.save(ReleaseRecord("abc", RecordPhase.PROGRESSING))
+    store(cluster).delete()
     with pytest.raises(ReleaseConflict, match="was deleted"):
-        cluster.save_record({"phase": "Progressing"}, version)
+        records.save(ReleaseRecord("abc", RecordPhase.PROGRESSING))
+
+
+def test_a_live_owner_keeps_the_release(cluster: Cluster) -> None:
+    store(cluster, now=1000.0).save(ReleaseRecord("abc", RecordPhase.PROGRESSING))
+    with pytest.raises(ReleaseConflict, match="heartbeat 20s ago"):
+        store(cluster, now=1020.0).claim(stale_after=30.0)
+    record = store(cluster, now=1031.0).claim(stale_after=30.0)
+    assert record is not None and record.phase is RecordPhase.PROGRESSING
 
 
 def test_a_corrupt_record_is_reported(kube: KubeEmulator, cluster: Cluster) -> None:
@@ -490,8 +460,8 @@ def test_a_corrupt_record_is_reported(kube: KubeEmulator, cluster: Cluster) -> N
             "data": {"release.json": "[1, 2"},
         }
     )
-    with pytest.raises(ClusterError, match=r"release\.json is not a JSON object"):
-        cluster.load_record()
+    with pytest.raises(ClusterError, match=r"release\.json is not a record"):
+        store(cluster).load()
 
 
 # -- errors and lifecycle -------------------------------------------------------------------
@@ -500,10 +470,10 @@ def test_a_corrupt_record_is_reported(kube: KubeEmulator, cluster: Cluster) -> N
 def test_errors_never_carry_credentials(kube: KubeEmulator, tmp_path: Path) -> None:
     wrong = kube.write_kubeconfig(tmp_path / "wrong", token="wrong-token-value")
     with (
-        Cluster(KubeAccess(kubeconfig=wrong.read_text()), _release()) as cluster,
+        Connections(KubeAccess(kubeconfig=wrong.read_text())) as connections,
         pytest.raises(ClusterError) as raised,
     ):
-        cluster.load_record()
+        Cluster(connections, _release()).read_config_map("podinfo-canary-release")
     error = raised.value
     assert error.code == 401
     assert error.__cause__ is None and error.__suppress_context__
@@ -515,21 +485,10 @@ def test_unreachable_api_server(tmp_path: Path, release: ReleaseSpec) -> None:
     with KubeEmulator(token=TOKEN) as kube:
         config = kube.write_kubeconfig(tmp_path / "gone").read_text()
     with (
-        Cluster(KubeAccess(kubeconfig=config, timeout_seconds=2), release) as cluster,
+        Connections(KubeAccess(kubeconfig=config, timeout_seconds=2)) as connections,
         pytest.raises(ClusterError, match="cannot reach the API server"),
     ):
-        cluster.read_routes()
-
-
-def test_pickles_as_plain_data(kube: KubeEmulator, cluster: Cluster, release: ReleaseSpec) -> None:
-    _declare_virtual_service(kube, release)
-    fresh = pickle.loads(pickle.dumps(cluster))
-    assert fresh.read_routes() == (100, 0, False)
-    copied = pickle.loads(pickle.dumps(fresh))  # after use: the client is dropped, not pickled
-    assert copied._client is None
-    assert copied.read_routes() == (100, 0, False)
-    fresh.close()
-    copied.close()
+        Cluster(connections, release).read_routes()
 
 
 def test_a_malformed_kubeconfig_is_reported_without_quoting_it() -> None:

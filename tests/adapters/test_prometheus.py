@@ -92,7 +92,7 @@ def test_bounds_are_inclusive_on_real_prometheus(
     value: float,
     passed: bool,
 ) -> None:
-    result = real.evaluate(metric_query(query, bounds), "default")
+    result = real.evaluate(metric_query(query, bounds))
 
     assert (result.value, result.passed) == (value, passed)
     assert result.query == query
@@ -106,7 +106,7 @@ def test_bounds_are_inclusive_on_real_prometheus(
 @pytest.mark.testbed
 @pytest.mark.parametrize("query", ["no_such_series_anywhere", "vector(NaN)"])
 def test_no_data_and_nan_fail_as_no_values_found(real: PrometheusClient, query: str) -> None:
-    result = real.evaluate(metric_query(query, ThresholdRange(min=99)), "default")
+    result = real.evaluate(metric_query(query, ThresholdRange(min=99)))
 
     assert not result.passed
     assert result.value is None
@@ -117,7 +117,7 @@ def test_no_data_and_nan_fail_as_no_values_found(real: PrometheusClient, query: 
 
 @pytest.mark.testbed
 def test_metric_without_bounds_passes_with_any_value(real: PrometheusClient) -> None:
-    result = real.evaluate(metric_query("vector(-3)", name="custom"), "default")
+    result = real.evaluate(metric_query("vector(-3)", name="custom"))
 
     assert result == MetricResult("custom", -3.0, "any value", True, None, "vector(-3)")
 
@@ -130,7 +130,7 @@ def test_matrix_and_bad_promql_are_errors(
 
     with pytest.raises(PrometheusError, match="result type matrix is not supported"):
         prom.query(prometheus.url, "up[1m]")
-    result = prom.evaluate(metric_query("sum(", ThresholdRange(min=1)), "default")
+    result = prom.evaluate(metric_query("sum(", ThresholdRange(min=1)))
     assert not result.passed
     assert result.reason is not None
     assert result.reason.startswith(f"prometheus at {prometheus.url}: answered 400: bad_data:")
@@ -150,7 +150,7 @@ def test_template_address_wins_and_keeps_its_path_prefix(stub: Stub, endpoints: 
     stub.default = Reply(body=ONE)
     prom = client(endpoints, "http://127.0.0.1:1")
 
-    result = prom.evaluate(metric_query("up", template=template(f"{stub.url}/prom/")), "default")
+    result = prom.evaluate(metric_query("up", template=template(f"{stub.url}/prom/")))
 
     assert result.passed
     assert stub.seen[0].method == "GET"
@@ -162,7 +162,7 @@ def test_http_error_is_a_failed_check_with_status_and_excerpt(
 ) -> None:
     stub.default = Reply(503, "service unavailable " * 100)
 
-    result = client(endpoints, stub.url).evaluate(metric_query("up"), "default")
+    result = client(endpoints, stub.url).evaluate(metric_query("up"))
 
     assert not result.passed
     assert result.reason is not None
@@ -173,9 +173,9 @@ def test_http_error_is_a_failed_check_with_status_and_excerpt(
 def test_timeout_and_refused_connection_are_failed_checks(stub: Stub, endpoints: Endpoints) -> None:
     stub.default = Reply(body=ONE, delay=1.0)
 
-    slow = client(endpoints, stub.url, timeout=0.2).evaluate(metric_query("up"), "default")
+    slow = client(endpoints, stub.url, timeout=0.2).evaluate(metric_query("up"))
     closed = f"http://127.0.0.1:{free_port()}"
-    refused = client(endpoints, closed).evaluate(metric_query("up"), "default")
+    refused = client(endpoints, closed).evaluate(metric_query("up"))
 
     assert slow.reason == f"prometheus at {stub.url}: timed out after 0.2s"
     assert refused.reason is not None
@@ -202,9 +202,7 @@ def test_credentials_are_sent_and_never_shown(
         credentials=Credentials.model_validate(credentials),
     )
 
-    result = client(endpoints, "http://unused:9090").evaluate(
-        metric_query("up", template=chosen), "default"
-    )
+    result = client(endpoints, "http://unused:9090").evaluate(metric_query("up", template=chosen))
 
     sent = stub.seen[0].headers
     assert sent["authorization"] == expected
@@ -224,7 +222,7 @@ def test_secret_ref_is_read_from_the_templates_namespace(stub: Stub, endpoints: 
 
     chosen = template(stub.url, secretRef={"name": "prom-auth"})
     result = client(endpoints, stub.url, secrets=secrets).evaluate(
-        metric_query("up", template=chosen), "default"
+        metric_query("up", template=chosen)
     )
 
     assert result.passed
@@ -248,7 +246,7 @@ def test_unusable_secret_ref_is_a_failed_check(
     chosen = template(stub.url, secretRef={"name": "prom-auth"})
 
     result = client(endpoints, stub.url, secrets=secrets).evaluate(
-        metric_query("up", template=chosen), "default"
+        metric_query("up", template=chosen)
     )
 
     assert (result.passed, result.reason) == (False, reason)
@@ -259,7 +257,7 @@ def test_address_credentials_stay_out_of_reasons(stub: Stub, endpoints: Endpoint
     stub.default = Reply(500, "boom")
     address = stub.url.replace("http://", f"http://reader:{PASSWORD}@")
 
-    result = client(endpoints, address).evaluate(metric_query("up"), "default")
+    result = client(endpoints, address).evaluate(metric_query("up"))
 
     assert result.reason == f"prometheus at {stub.url}: answered 500: boom"
 
@@ -284,10 +282,10 @@ def test_insecure_skip_verify_is_honoured_per_template(
     tls_stub.default = Reply(body=ONE)
     prom = client(endpoints, "http://unused:9090")
 
-    verified = prom.evaluate(metric_query("vector(1)", template=template(tls_stub.url)), "team")
+    verified = prom.evaluate(metric_query("vector(1)", template=template(tls_stub.url)))
     assert not verified.passed
     assert "CERTIFICATE_VERIFY_FAILED" in (verified.reason or "")
 
     trusting = template(tls_stub.url, insecureSkipVerify=True)
-    result = prom.evaluate(metric_query("vector(1)", template=trusting), "team")
+    result = prom.evaluate(metric_query("vector(1)", template=trusting))
     assert (result.passed, result.value) == (True, 1.0)

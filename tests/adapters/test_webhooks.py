@@ -24,12 +24,14 @@ def hook(url: str, **fields: Any) -> Webhook:
 
 
 def call(caller: WebhookCaller, target: Webhook, phase: str = "Progressing") -> Any:
-    return caller.call(target, name="podinfo", namespace="test", phase=phase, checksum=CHECKSUM)
+    return caller.call(target, phase)
 
 
 @pytest.fixture
 def caller(endpoints: Endpoints) -> WebhookCaller:
-    return WebhookCaller(endpoints, backoff=0.01)
+    return WebhookCaller(
+        endpoints, name="podinfo", namespace="test", checksum=CHECKSUM, backoff=0.01
+    )
 
 
 def test_payload_is_flaggers_json() -> None:
@@ -187,17 +189,3 @@ def test_disable_tls_skips_certificate_checks(tls_stub: Stub, caller: WebhookCal
     result = call(caller, hook(tls_stub.url, disableTLS=True))
     assert result.passed
     assert len(tls_stub.seen) == 1
-
-
-def test_call_all_stops_at_the_first_failure(stub: Stub, caller: WebhookCaller) -> None:
-    stub.queued = [Reply(200), Reply(403, "halt")]
-    hooks = [
-        hook(f"{stub.url}/{index}").model_copy(update={"name": f"h{index}"}) for index in range(3)
-    ]
-
-    results = caller.call_all(
-        hooks, name="podinfo", namespace="test", phase="Progressing", checksum=CHECKSUM
-    )
-
-    assert [(r.name, r.passed) for r in results] == [("h0", True), ("h1", False)]
-    assert [seen.path for seen in stub.seen] == ["/0", "/1"]

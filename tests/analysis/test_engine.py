@@ -10,18 +10,31 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.analysis import CheckResult, Gate, GateKind, Phase, Release, advance, begin, gates
-from components.analysis.plan import canary_weights, plan, template_change
+from components.analysis import (
+    Check,
+    CheckKind,
+    CheckResult,
+    Phase,
+    ReleasePlan,
+    ReleaseState,
+    advance,
+    begin,
+    canary_weights,
+    checks,
+    plan,
+    template_change,
+)
 from components.routing import TrafficState
 from components.spec import Canary, CanarySpec, HookType
+from components.spec.timing import Timing
 from tests.conftest import load_yaml
 
-Outcome = Callable[[Gate, int], CheckResult]
+Outcome = Callable[[Check, int], CheckResult]
 
 
 @dataclass
 class Run:
-    release: Release
+    state: ReleaseState
     traffic: list[TrafficState] = field(default_factory=list)
     ticks: int = 0
     checks: int = 0
@@ -34,27 +47,32 @@ def spec_with(**analysis: Any) -> CanarySpec:
     return Canary.model_validate(manifest).spec
 
 
-def passing(gate: Gate, tick: int) -> CheckResult:
-    return CheckResult(gate, passed=gate.hook_type is not HookType.ROLLBACK)
+def plan_of(spec: CanarySpec) -> ReleasePlan:
+    return plan(spec, Timing.of(spec.analysis))
+
+
+def passing(check: Check, tick: int) -> CheckResult:
+    return CheckResult(check, passed=check.hook_type is not HookType.ROLLBACK)
 
 
 def drive(spec: CanarySpec, outcome: Outcome = passing, limit: int = 200) -> Run:
     """Runs the state machine as the driver does, one interval per tick, deadline far away."""
-    decision = begin(spec)
-    run = Run(decision.release)
+    release_plan = plan_of(spec)
+    decision = begin(release_plan)
+    run = Run(decision.state)
     if decision.traffic:
         run.traffic.append(decision.traffic)
-    while not run.release.done and run.ticks < limit:
+    while not run.state.done and run.ticks < limit:
         results = []
-        for gate in gates(spec, run.release):
-            result = outcome(gate, run.ticks)
+        for check in checks(release_plan, run.state):
+            result = outcome(check, run.ticks)
             results.append(result)
-            if gate.kind is GateKind.METRICS:
+            if check.kind is CheckKind.METRICS:
                 run.checks += 1
-            if not result.passed and gate.hook_type is not HookType.ROLLBACK:
+            if result.blocks:
                 break
-        decision = advance(spec, run.release, results, now=float(run.ticks), deadline=1e9)
-        run.release = decision.release
+        decision = advance(release_plan, run.state, results, now=float(run.ticks), deadline=1e9)
+        run.state = decision.state
         if decision.traffic:
             run.traffic.append(decision.traffic)
         run.ticks += 1
@@ -64,8 +82,8 @@ def drive(spec: CanarySpec, outcome: Outcome = passing, limit: int = 200) -> Run
 def test_tutorial_canary_promotes_through_10_to_50_with_five_checks() -> None:
     spec = spec_with(stepWeight=10)
     run = drive(spec)
-    assert run.release.phase is Phase.PROMOTING
-    assert run.release.applied_weights == (10, 20, 30, 40, 50)
+    assert run.state.phase is Phase.PROMOTING
+    assert run.state.applied_weights == (10, 20, 30, 40, 50)
     assert run.checks == 5
     assert run.ticks == 6  # the first tick steps to 10 without a metric check
 
@@ -82,38 +100,38 @@ def test_last_step_is_clamped_to_max_weight() -> None:
 def test_failed_checks_add_up_and_do_not_advance() -> None:
     spec = spec_with(stepWeight=10, threshold=3)
 
-    def flaky(gate: Gate, tick: int) -> CheckResult:
-        failing = gate.kind is GateKind.METRICS and tick in (2, 4, 6)
-        return CheckResult(gate, passed=not failing and gate.hook_type is not HookType.ROLLBACK)
+    def flaky(check: Check, tick: int) -> CheckResult:
+        failing = check.kind is CheckKind.METRICS and tick in (2, 4, 6)
+        return CheckResult(check, passed=not failing and check.hook_type is not HookType.ROLLBACK)
 
     run = drive(spec, flaky)
-    assert run.release.phase is Phase.FAILED
-    assert run.release.failed_checks == 3
-    assert "failed checks threshold reached 3" in (run.release.reason or "")
-    assert run.release.applied_weights == (10, 20, 30, 40)
+    assert run.state.phase is Phase.FAILED
+    assert run.state.failed_checks == 3
+    assert "failed checks threshold reached 3" in (run.state.reason or "")
+    assert run.state.applied_weights == (10, 20, 30, 40)
     assert run.traffic[-1] == TrafficState()
 
 
 def test_first_step_goes_in_without_metric_check() -> None:
-    spec = spec_with(stepWeight=10)
-    first = gates(spec, begin(spec).release)
-    assert Gate(GateKind.METRICS) not in first
-    assert Gate(GateKind.HOOKS, HookType.PRE_ROLLOUT) in first
+    release_plan = plan_of(spec_with(stepWeight=10))
+    first = checks(release_plan, begin(release_plan).state)
+    assert Check(CheckKind.METRICS) not in first
+    assert Check(CheckKind.HOOKS, HookType.PRE_ROLLOUT) in first
 
 
 def test_ab_promotes_after_its_iterations_with_matched_traffic_at_100() -> None:
     manifest = load_yaml("canary-ab-testing.yaml")
     spec = Canary.model_validate(manifest).spec
     run = drive(spec)
-    assert run.release.phase is Phase.PROMOTING
-    assert run.release.applied_weights == (100,) * 10
+    assert run.state.phase is Phase.PROMOTING
+    assert run.state.applied_weights == (100,) * 10
     assert run.checks == 10
 
 
 def test_bluegreen_iterates_at_zero_then_switches_to_the_canary() -> None:
     spec = spec_with(iterations=4)
     run = drive(spec)
-    assert run.release.applied_weights == (0, 0, 0, 0)
+    assert run.state.applied_weights == (0, 0, 0, 0)
     assert run.traffic[-1] == TrafficState(canary_weight=100)
 
 
@@ -121,7 +139,7 @@ def test_mirroring_canary_mirrors_first_then_steps() -> None:
     spec = spec_with(stepWeight=25, maxWeight=50, mirror=True, mirrorWeight=50)
     run = drive(spec)
     assert run.traffic[1] == TrafficState(canary_weight=0, mirror=True)
-    assert run.release.applied_weights == (0, 25, 50)
+    assert run.state.applied_weights == (0, 25, 50)
 
 
 def test_closed_confirm_promotion_holds_then_rolls_back_at_the_deadline() -> None:
@@ -129,38 +147,38 @@ def test_closed_confirm_promotion_holds_then_rolls_back_at_the_deadline() -> Non
         stepWeight=50,
         webhooks=[{"name": "gate", "type": "confirm-promotion", "url": "http://gate/"}],
     )
-    decision = begin(spec)
-    release = decision.release
+    release_plan = plan_of(spec)
+    state = begin(release_plan).state
     for tick in range(4):
         results = [
-            CheckResult(g, passed=g.hook_type is not HookType.CONFIRM_PROMOTION)
-            for g in gates(spec, release)
+            CheckResult(c, passed=c.hook_type is not HookType.CONFIRM_PROMOTION)
+            for c in checks(release_plan, state)
         ]
-        release = advance(spec, release, results, now=float(tick), deadline=3.0).release
-    assert release.phase is Phase.FAILED
-    assert "deadline exceeded while confirm-promotion gate closed" in (release.reason or "")
-    assert release.failed_checks == 0
+        state = advance(release_plan, state, results, now=float(tick), deadline=3.0).state
+    assert state.phase is Phase.FAILED
+    assert "deadline exceeded while confirm-promotion gate closed" in (state.reason or "")
+    assert state.failed_checks == 0
 
 
 def test_rollback_hook_answering_2xx_rolls_back() -> None:
     spec = spec_with(
         stepWeight=10, webhooks=[{"name": "abort", "type": "rollback", "url": "http://gate/"}]
     )
-    run = drive(spec, lambda gate, tick: CheckResult(gate, passed=True, reason="200 OK"))
-    assert run.release.phase is Phase.FAILED
-    assert "rollback requested by webhook" in (run.release.reason or "")
+    run = drive(spec, lambda check, tick: CheckResult(check, passed=True, reason="200 OK"))
+    assert run.state.phase is Phase.FAILED
+    assert "rollback requested by webhook" in (run.state.reason or "")
 
 
 def test_skip_analysis_promotes_without_checks() -> None:
     manifest = copy.deepcopy(load_yaml("canary.yaml"))
     manifest["spec"]["skipAnalysis"] = True
     run = drive(Canary.model_validate(manifest).spec)
-    assert run.release.phase is Phase.PROMOTING
+    assert run.state.phase is Phase.PROMOTING
     assert run.checks == 0
 
 
 def test_plan_describes_steps_and_worst_case() -> None:
-    release_plan = plan(spec_with(stepWeight=10).analysis)
+    release_plan = plan_of(spec_with(stepWeight=10))
     assert release_plan.describe() == "canary 10% -> 50% in 5 steps every 1m"
     assert release_plan.worst_case_seconds == (5 + 5 - 1) * 60
 
@@ -196,23 +214,23 @@ def test_invariants_over_random_outcomes(  # noqa: PLR0917 (one argument per hyp
     )
     failed_at_threshold = False
 
-    def outcome(gate: Gate, tick: int) -> CheckResult:
-        if gate.kind is GateKind.METRICS:
-            return CheckResult(gate, passed=outcomes[tick % len(outcomes)])
-        if gate.hook_type is HookType.ROLLBACK:
-            return CheckResult(gate, passed=hook_outcomes[tick % len(hook_outcomes)] and tick > 50)
-        return CheckResult(gate, passed=hook_outcomes[(tick * 7) % len(hook_outcomes)])
+    def outcome(check: Check, tick: int) -> CheckResult:
+        if check.kind is CheckKind.METRICS:
+            return CheckResult(check, passed=outcomes[tick % len(outcomes)])
+        if check.hook_type is HookType.ROLLBACK:
+            return CheckResult(check, passed=hook_outcomes[tick % len(hook_outcomes)] and tick > 50)
+        return CheckResult(check, passed=hook_outcomes[(tick * 7) % len(hook_outcomes)])
 
     run = drive(spec, outcome, limit=120)
-    failed_at_threshold = run.release.failed_checks >= threshold
+    failed_at_threshold = run.state.failed_checks >= threshold
     for state in run.traffic:
         assert 0 <= state.canary_weight <= 100
         assert state.primary_weight + state.canary_weight == 100
         assert state.canary_weight <= max_weight
-    assert all(weight <= max_weight for weight in run.release.applied_weights)
-    if run.release.phase is Phase.PROMOTING:
+    assert all(weight <= max_weight for weight in run.state.applied_weights)
+    if run.state.phase is Phase.PROMOTING:
         assert not failed_at_threshold
-    if run.release.phase is Phase.FAILED:
+    if run.state.phase is Phase.FAILED:
         assert run.traffic[-1] == TrafficState()
 
 

@@ -13,13 +13,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
 import yaml
 
 from components.adapters.cluster import Cluster
-from components.adapters.kube import KubeAccess
+from components.adapters.kube import Connections, KubeAccess
+from components.adapters.records import Owner, RecordPhase, RecordStore, ReleaseRecord
 from components.rehearse.testbed import Fault, TestBed
 from components.routing import TrafficState, virtual_service
 from components.spec import ReleaseSpec
@@ -178,7 +180,8 @@ def test_6_ups_during_a_release_do_not_fight_over_routes_or_replicas(
         canary=yaml.safe_load((ROOT / "examples/podinfo/canary.yaml").read_text()),
         deployment=yaml.safe_load((ROOT / "examples/podinfo/deployment.yaml").read_text()),
     )
-    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+    with Connections(KubeAccess(kubeconfig=bed.kubeconfig.read_text())) as connections:
+        cluster = Cluster(connections, release)
         cluster.set_routes(TrafficState(canary_weight=30))
         cluster.scale("podinfo", 2)
         up(engine, bed, f"{IMAGE}:6.3.1")
@@ -199,7 +202,8 @@ def test_7_without_ignore_changes_the_same_up_would_conflict(bed: TestBed) -> No
     assert service is not None
     (pulumi_manager,) = owners(service, ["spec", "hosts"])
     declared = virtual_service(release)
-    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+    with Connections(KubeAccess(kubeconfig=bed.kubeconfig.read_text())) as connections:
+        cluster = Cluster(connections, release)
         cluster.set_routes(TrafficState(canary_weight=30))
         try:
             with pytest.raises(httpx.HTTPStatusError) as raised:
@@ -221,25 +225,27 @@ def test_8_a_new_release_first_takes_back_what_an_interrupted_one_left(
     )
     dead = subprocess.Popen(["true"])
     dead.wait()
-    with Cluster(KubeAccess(kubeconfig=bed.kubeconfig.read_text()), release) as cluster:
+    with Connections(KubeAccess(kubeconfig=bed.kubeconfig.read_text())) as connections:
+        cluster = Cluster(connections, release)
         cluster.set_routes(TrafficState(canary_weight=30))
         cluster.scale("podinfo", 2)
-        _, version = cluster.load_record()
-        interrupted = {
-            "phase": "Progressing",
-            "revision": "0123456789abcdef",
-            "weight": 30,
-            "heartbeat": time.time(),
-            "owner": {"host": socket.gethostname(), "pid": dead.pid},
-        }
-        cluster.save_record(interrupted, version)
+        interrupted = ReleaseRecord("0123456789abcdef", RecordPhase.PROGRESSING, weight=30)
+        records = RecordStore(cluster, release.name, release.namespace, time.time)
+        records.load()
+        with patch.object(Owner, "this_process", lambda: Owner(socket.gethostname(), dead.pid)):
+            records.save(interrupted)
     run = up(engine, bed, f"{IMAGE}:6.3.4")
     guard = run.registered.index(next(u for u in run.registered if u.endswith("::podinfo-guard")))
     canary = run.registered.index(next(u for u in run.registered if u.endswith("::podinfo-canary")))
     assert guard < canary
     lines = run.output.splitlines()
-    cleared = lines.index("podinfo: the canary is at zero before it takes the new template")
-    assert "an interrupted release was found at canary weight 30" in lines[cleared - 1]
+    cleared = lines.index(
+        "podinfo: all traffic on the primary and the canary at zero "
+        "before the canary takes the new template"
+    )
+    found = lines[cleared - 1]
+    assert found.startswith("podinfo: found canary weight 30 and 2 canary replicas")
+    assert f"(record: Progressing at weight 30, owner pid {dead.pid} on " in found
     first_step = next(i for i, line in enumerate(lines) if "Advance canary weight 10" in line)
     assert cleared < first_step
     assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.4"

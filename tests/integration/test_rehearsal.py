@@ -10,7 +10,9 @@ import pytest
 
 from components.rehearse import rehearse
 from components.rehearse.testbed import Fault, RequestClass, TestBed
+from components.scheduler import ReleaseReport
 from components.spec import ReleaseSpec
+from components.spec.timing import Timing
 from tests.conftest import load_yaml
 
 pytestmark = pytest.mark.testbed
@@ -19,6 +21,18 @@ INTERVAL = "2s"
 
 def release(canary: dict[str, Any], **extra: Any) -> ReleaseSpec:
     return ReleaseSpec.parse(canary=canary, deployment=load_yaml("deployment.yaml"), **extra)
+
+
+def rehearsed(
+    spec: ReleaseSpec,
+    fault: Fault | None = None,
+    *,
+    deadline_seconds: float | None = None,
+    **options: Any,
+) -> ReleaseReport:
+    """A rehearsal at the fast interval, which also sets every metric's window."""
+    timing = Timing.of(spec.spec.analysis, interval=INTERVAL, deadline_seconds=deadline_seconds)
+    return rehearse(spec, fault, timing=timing, **options)
 
 
 def tutorial(**analysis: Any) -> dict[str, Any]:
@@ -39,7 +53,7 @@ def bed() -> Iterator[TestBed]:
 
 
 def test_healthy_canary_promotes_through_the_tutorial_steps(bed: TestBed) -> None:
-    report = rehearse(release(load_yaml("canary.yaml")), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(load_yaml("canary.yaml")), bed=bed)
     assert report.outcome == "promoted"
     assert report.canary_weights == [10, 20, 30, 40, 50]
     assert report.failed_checks == 0
@@ -54,9 +68,7 @@ def test_healthy_canary_promotes_through_the_tutorial_steps(bed: TestBed) -> Non
 
 
 def test_five_percent_errors_roll_back_after_threshold_failed_checks(bed: TestBed) -> None:
-    report = rehearse(
-        release(tutorial(threshold=2)), Fault(error_rate=0.05), interval=INTERVAL, bed=bed
-    )
+    report = rehearsed(release(tutorial(threshold=2)), Fault(error_rate=0.05), bed=bed)
     assert report.outcome == "rolled_back"
     assert report.failed_checks == 2
     assert "request-success-rate" in (report.reason or "")
@@ -67,15 +79,13 @@ def test_five_percent_errors_roll_back_after_threshold_failed_checks(bed: TestBe
 
 
 def test_slow_canary_rolls_back_on_request_duration(bed: TestBed) -> None:
-    report = rehearse(
-        release(tutorial(threshold=2)), Fault(latency_ms=900), interval=INTERVAL, bed=bed
-    )
+    report = rehearsed(release(tutorial(threshold=2)), Fault(latency_ms=900), bed=bed)
     assert report.outcome == "rolled_back"
     assert "request-duration" in (report.reason or "")
 
 
 def test_canary_without_traffic_rolls_back_with_no_values_found(bed: TestBed) -> None:
-    report = rehearse(release(tutorial(threshold=2)), interval=INTERVAL, no_telemetry=True, bed=bed)
+    report = rehearsed(release(tutorial(threshold=2)), no_telemetry=True, bed=bed)
     assert report.outcome == "rolled_back"
     assert "no values found for request-success-rate" in (report.reason or "")
 
@@ -85,7 +95,7 @@ def test_ab_promotes_after_iterations_with_only_matched_traffic_on_the_canary(
 ) -> None:
     canary = copy.deepcopy(load_yaml("canary-ab-testing.yaml"))
     canary["spec"]["analysis"]["iterations"] = 3
-    report = rehearse(release(canary), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(canary), bed=bed)
     assert report.outcome == "promoted"
     assert report.strategy == "ab"
     assert report.iterations == 3
@@ -97,16 +107,14 @@ def test_bluegreen_promotes_after_iterations(bed: TestBed) -> None:
     canary = tutorial(iterations=3)
     del canary["spec"]["analysis"]["stepWeight"], canary["spec"]["analysis"]["maxWeight"]
     bed.mesh.direct_rps["podinfo-canary"] = 200.0
-    report = rehearse(release(canary), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(canary), bed=bed)
     assert report.outcome == "promoted"
     assert report.strategy == "bluegreen"
     assert report.canary_weights == [0, 0, 0]
 
 
 def test_mirroring_sends_copies_to_the_canary_then_steps(bed: TestBed) -> None:
-    report = rehearse(
-        release(tutorial(mirror=True, mirrorWeight=50, stepWeight=25)), interval=INTERVAL, bed=bed
-    )
+    report = rehearsed(release(tutorial(mirror=True, mirrorWeight=50, stepWeight=25)), bed=bed)
     assert report.outcome == "promoted"
     assert report.canary_weights == [0, 25, 50]
     assert bed.mesh.mirrored("podinfo") > 0
@@ -120,7 +128,7 @@ def test_failing_webhook_rolls_back(bed: TestBed) -> None:
             "metadata": {"type": "bash", "cmd": "exit 3"},
         }
     ]
-    report = rehearse(release(tutorial(threshold=2, webhooks=hooks)), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(tutorial(threshold=2, webhooks=hooks)), bed=bed)
     assert report.outcome == "rolled_back"
     assert "smoke" in (report.reason or "")
 
@@ -134,7 +142,7 @@ def test_timing_out_webhook_rolls_back(bed: TestBed) -> None:
             "metadata": {"type": "bash", "cmd": "sleep 3"},
         }
     ]
-    report = rehearse(release(tutorial(threshold=1, webhooks=hooks)), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(tutorial(threshold=1, webhooks=hooks)), bed=bed)
     assert report.outcome == "rolled_back"
     assert "timed out" in (report.reason or "")
 
@@ -148,9 +156,8 @@ def test_closed_confirm_gate_holds_until_the_deadline(bed: TestBed) -> None:
             "url": "http://flagger-loadtester.default/gate/check",
         }
     ]
-    report = rehearse(
+    report = rehearsed(
         release(tutorial(stepWeight=50, webhooks=hooks)),
-        interval=INTERVAL,
         deadline_seconds=25,
         bed=bed,
     )
@@ -162,7 +169,7 @@ def test_closed_confirm_gate_holds_until_the_deadline(bed: TestBed) -> None:
 
 def test_prometheus_down_fails_the_checks(bed: TestBed) -> None:
     bed.prometheus.stop()
-    report = rehearse(release(tutorial(threshold=2)), interval=INTERVAL, bed=bed)
+    report = rehearsed(release(tutorial(threshold=2)), bed=bed)
     assert report.outcome == "rolled_back"
     assert "prometheus" in (report.reason or "").lower()
 
@@ -177,10 +184,9 @@ def test_alerts_reach_slack_on_start_and_rollback(bed: TestBed) -> None:
         "metadata": {"name": "slack", "namespace": "default"},
         "spec": {"type": "slack", "channel": "deploys", "address": bed.alerts.url},
     }
-    report = rehearse(
+    report = rehearsed(
         release(canary, alert_providers=[provider]),
         Fault(error_rate=0.5),
-        interval=INTERVAL,
         bed=bed,
     )
     assert report.outcome == "rolled_back"

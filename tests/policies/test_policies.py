@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import runpy
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from components import CanaryDeployment
+from components.spec.durations import parse_seconds
+from components.spec.hosts import is_in_cluster
 from policies import canary_policies as cp
 from tests.conftest import ROOT, load_yaml
 
@@ -445,26 +448,36 @@ def test_plain_http_webhook_outside_the_cluster() -> None:
         ("", False),
     ],
 )
-def test_is_cluster_local(host: str, local: bool) -> None:
-    assert cp.is_cluster_local(host) is local
+def test_is_in_cluster(host: str, local: bool) -> None:
+    """The rule the webhook policy and the gate's service proxy share (`spec.hosts`)."""
+    assert is_in_cluster(host) is local
 
 
-def test_is_cluster_local_with_a_custom_domain() -> None:
-    assert cp.is_cluster_local("loadtester.test.svc.corp.local", "corp.local")
-    assert not cp.is_cluster_local("loadtester.test.svc.cluster.local", "corp.local")
+def test_is_in_cluster_with_a_custom_domain() -> None:
+    assert is_in_cluster("loadtester.test.svc.corp.local", "corp.local")
+    assert not is_in_cluster("loadtester.test.svc.cluster.local", "corp.local")
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("1m", 60), ("1m30s", 90), ("1h", 3600), ("500ms", 0.5)]
+    ("text", "valid"),
+    [
+        ("30s", True),
+        ("1m30s", True),
+        ("500ms", True),
+        ("1h", False),
+        ("1.5m", False),
+        ("30", False),
+    ],
 )
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert cp.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "1", "m", "1d", "1m 30s", "-1m"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        cp.parse_duration(text)
+def test_min_interval_is_a_duration_as_the_spec_reads_it(text: str, valid: bool) -> None:
+    """One duration rule: the config schema takes exactly what the canary spec takes."""
+    config = cp.INTERVAL_SCHEMA.properties["minInterval"]
+    assert bool(re.match(config["pattern"], text)) is valid
+    if valid:
+        parse_seconds(text)
+    else:
+        with pytest.raises(ValueError, match="must be a duration"):
+            parse_seconds(text)
 
 
 def test_an_unknown_preview_value_is_left_to_the_analyzer() -> None:

@@ -1,8 +1,8 @@
-"""The Rollout provider's methods called directly, with the cluster and the analysis faked.
+"""The Rollout provider's methods called directly, over in-memory adapters and a fake clock.
 
 The engine's own behaviour (preview short-circuit, secrets) is out of reach here; what is
-tested is the provider's contract: pure check/diff, the failure record, fail-fast reruns,
-and a provider that pickles by reference.
+tested is the provider's contract with the real scheduler: pure check/diff, the record,
+fail-fast reruns that still return traffic to rest, and a provider that pickles by reference.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import base64
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any
 
 import dill  # type: ignore[import-untyped]
 import pulumi
@@ -19,56 +20,18 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
+from components.adapters.bundle import Adapters
+from components.adapters.records import RecordPhase, ReleaseRecord
+from components.errors import ReleaseFailed
 from components.provider import rollout
-from components.provider.rollout import RolloutFailed, RolloutProvider
-from components.scheduler import Adapters, ReleaseReport
-from components.spec import ReleaseSpec, template_revision
+from components.provider.rollout import GateInputs, RolloutProvider
+from components.spec import template_revision
+from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters
 
 
 def unknown() -> Any:
     """What a preview passes for a value not known yet."""
     return Unknown()  # type: ignore[no-untyped-call]
-
-
-class FakeCluster:
-    """The record operations of `Cluster`, in memory, versioned like the API server."""
-
-    def __init__(self, record: dict[str, Any] | None = None) -> None:
-        self.record = record
-        self.version = 1 if record is not None else 0
-        self.saves: list[dict[str, Any]] = []
-        self.deleted = False
-
-    def load_record(self) -> tuple[dict[str, Any] | None, str | None]:
-        if self.record is None:
-            return None, None
-        return copy.deepcopy(self.record), str(self.version)
-
-    def save_record(self, record: dict[str, Any], version: str | None) -> str:
-        assert version == (str(self.version) if self.record is not None else None)
-        self.record = copy.deepcopy(record)
-        self.version += 1
-        self.saves.append(self.record)
-        return str(self.version)
-
-    def delete_record(self) -> None:
-        self.record, self.deleted = None, True
-
-    def close(self) -> None:
-        pass
-
-
-class FakeScheduler:
-    """Stands in for the Scheduler; records the Failed phase as the real one does."""
-
-    def __init__(self, cluster: FakeCluster, report: ReleaseReport) -> None:
-        self.cluster, self.report = cluster, report
-
-    def analyse(self) -> ReleaseReport:
-        if self.report.outcome == "rolled_back":
-            _, version = self.cluster.load_record()
-            self.cluster.save_record({"phase": "Failed", "step": 2}, version)
-        return self.report
 
 
 @pytest.fixture
@@ -91,15 +54,34 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class World:
+    """What the provider's calls reach: one fake cluster and metrics, shared across calls."""
+
+    def __init__(self, props: dict[str, Any]) -> None:
+        self.release = GateInputs.of(props).release
+        self.clock = FakeClock()
+        self.cluster = FakeCluster(self.release)
+        self.metrics = FakeMetrics()
+        self.sessions = 0
+
+    def adapters(self) -> Adapters:
+        self.sessions += 1
+        adapters = fake_adapters(self.release, self.clock, self.cluster)
+        return Adapters(
+            adapters.cluster, adapters.records, self.metrics, adapters.hooks, adapters.alerts
+        )
+
+
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    fake = FakeCluster()
+def world(props: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> World:
+    fake = World(props)
 
     @contextlib.contextmanager
-    def connect(_props: Any, _release: ReleaseSpec) -> Iterator[Adapters]:
-        yield Adapters(cast(Any, fake), cast(Any, None), cast(Any, None), cast(Any, None))
+    def adapters(*_: Any) -> Iterator[Adapters]:
+        yield fake.adapters()
 
-    monkeypatch.setattr(rollout, "_connect", connect)
+    monkeypatch.setattr(rollout, "_adapters", adapters)
+    monkeypatch.setattr(rollout, "CLOCK", fake.clock)
     return fake
 
 
@@ -110,10 +92,8 @@ def with_image(props: dict[str, Any], image: str) -> dict[str, Any]:
     return changed
 
 
-def use_report(
-    monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster, report: ReleaseReport
-) -> None:
-    monkeypatch.setattr(rollout, "_scheduler", lambda *_: FakeScheduler(cluster, report))
+def revision_of(props: dict[str, Any]) -> str:
+    return template_revision(props["podTemplate"])
 
 
 # -- check ------------------------------------------------------------------------------------
@@ -138,7 +118,7 @@ def test_check_reports_bad_fields_by_path(props: dict[str, Any]) -> None:
 def test_check_rejects_a_zero_interval_naming_it(props: dict[str, Any]) -> None:
     failures = RolloutProvider().check({}, {**props, "interval": "0s"}).failures
     assert [(f.property, f.reason) for f in failures] == [
-        ("interval", "must be positive, not '0s'")
+        ("interval", "interval: must be longer than 0s (got '0s')")
     ]
 
 
@@ -200,99 +180,122 @@ def test_diff_config_only_change(props: dict[str, Any]) -> None:
 # -- create / update / delete -----------------------------------------------------------------
 
 
-def test_create_promotes_without_analysis(props: dict[str, Any], cluster: FakeCluster) -> None:
+def test_create_promotes_without_analysis(props: dict[str, Any], world: World) -> None:
     result = RolloutProvider().create(props)
     assert result.id == "default/podinfo"
     outs = result.outs
     assert outs is not None
-    revision = template_revision(props["podTemplate"])
-    assert cluster.record == {"phase": "Succeeded", "revision": revision, "reason": None}
-    assert outs["revision"] == revision
+    record = world.cluster.record()
+    assert record is not None
+    assert (record.phase, record.revision, record.settled) == (
+        RecordPhase.SUCCEEDED,
+        revision_of(props),
+        True,
+    )
+    assert outs["revision"] == revision_of(props)
     assert outs["phase"] == "Succeeded"
     assert outs["podTemplate"]["spec"]["containers"][0]["image"].endswith(":6.3.0")
     assert outs["plan"] == "canary 10% -> 50% in 5 steps every 1m"
+    assert world.metrics.calls == 0
     # The kubeconfig stays under its own (secret) key only.
     carrying = [key for key, value in outs.items() if "s3cr3t" in repr(value)]
     assert carrying == ["kubeconfig"]
 
 
-def test_update_config_only_does_not_analyse(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(rollout, "_scheduler", lambda *_: pytest.fail("analysed"))
+def test_update_config_only_does_not_analyse(props: dict[str, Any], world: World) -> None:
     outs = RolloutProvider().update("id", state_of(props), {**props, "interval": "30s"}).outs
     assert outs is not None
     assert outs["interval"] == "30s"
-    assert cluster.saves == []
+    assert world.sessions == 0
 
 
-def test_update_promotes(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_report(monkeypatch, cluster, ReleaseReport(outcome="promoted", strategy="canary"))
+def test_update_promotes(props: dict[str, Any], world: World) -> None:
     news = with_image(props, "ghcr.io/stefanprodan/podinfo:6.3.1")
     outs = RolloutProvider().update("id", state_of(props), news).outs
     assert outs is not None
     assert outs["phase"] == "Promoting"
-    assert outs["revision"] == template_revision(news["podTemplate"])
+    assert outs["revision"] == revision_of(news)
     assert outs["podTemplate"]["spec"]["containers"][0]["image"].endswith(":6.3.1")
+    # Five metric checks at 10..50%, one interval apart, and traffic stays at 50% for Pulumi to
+    # roll the primary: the finaliser moves it back.
+    assert world.metrics.calls == 5 * 2
+    assert world.cluster.canary_weight == 50
+    record = world.cluster.record()
+    assert record is not None and record.phase is RecordPhase.PROMOTING and record.weight == 50
     # Each promotion has its own id, so the finaliser acts even for a template seen before.
+    world.cluster.put_record(replace(record, phase=RecordPhase.SUCCEEDED, settled=True))
     again = RolloutProvider().update("id", state_of(props), news).outs
     assert again is not None
     assert len({rollout.INITIAL_PROMOTION, outs["promotion"], again["promotion"]}) == 3
 
 
 def test_update_rolled_back_records_and_raises_the_reason(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+    props: dict[str, Any], world: World
 ) -> None:
-    report = ReleaseReport(
-        outcome="rolled_back",
-        strategy="canary",
-        failed_checks=5,
-        reason="request-success-rate 42 < 99",
-    )
-    use_report(monkeypatch, cluster, report)
+    world.metrics.values["request-success-rate"] = 42.0
     news = with_image(props, "bad:1")
-    with pytest.raises(RolloutFailed, match=r"request-success-rate 42 < 99 \(5 failed checks\)"):
+    with pytest.raises(ReleaseFailed, match=r"request-success-rate is 42, outside >= 99") as raised:
         RolloutProvider().update("id", state_of(props), news)
-    revision = template_revision(news["podTemplate"])
-    assert cluster.record is not None
-    assert cluster.record["phase"] == "Failed"
-    assert cluster.record["revision"] == revision
-    assert cluster.record["reason"] == "request-success-rate 42 < 99"
+    assert "rolled back, the primary is unchanged" in str(raised.value)
+    assert "(5 failed checks)" in str(raised.value)
+    record = world.cluster.record()
+    assert record is not None
+    assert record.phase is RecordPhase.FAILED
+    assert record.revision == revision_of(news)
+    assert record.settled and record.weight == 0
+    assert "failed checks threshold reached 5" in (record.reason or "")
+    assert (world.cluster.canary_weight, world.cluster.replicas_of["podinfo"]) == (0, 0)
 
 
-def test_update_of_a_failed_revision_fails_fast(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_update_of_a_failed_revision_fails_fast(props: dict[str, Any], world: World) -> None:
     news = with_image(props, "bad:1")
-    revision = template_revision(news["podTemplate"])
-    cluster.record = {"phase": "Failed", "revision": revision, "reason": "latency 900 > 500"}
-    monkeypatch.setattr(rollout, "_scheduler", lambda *_: pytest.fail("analysed"))
-    with pytest.raises(RolloutFailed) as raised:
+    world.cluster.put_record(
+        ReleaseRecord(revision_of(news), RecordPhase.FAILED, reason="latency 900 > 500")
+    )
+    with pytest.raises(ReleaseFailed) as raised:
         RolloutProvider().update("id", state_of(props), news)
     assert str(raised.value) == (
-        f"podinfo: release of bad:1 ({revision}) already failed: latency 900 > 500; "
+        f"podinfo: release of bad:1 ({revision_of(news)}) already failed: latency 900 > 500; "
         "set retryFailed to analyse it again"
     )
+    assert world.metrics.calls == 0
+
+
+def test_failing_fast_still_returns_what_a_killed_rollback_left_to_rest(
+    props: dict[str, Any], world: World
+) -> None:
+    """Killed after the Failed record was written but before traffic moved: the rerun must not
+    analyse the bad canary again, nor leave users on it."""
+    news = with_image(props, "bad:1")
+    world.cluster.put_record(
+        ReleaseRecord(revision_of(news), RecordPhase.FAILED, weight=10, reason="errors")
+    )
+    world.cluster.canary_weight, world.cluster.replicas_of["podinfo"] = 10, 2
+    with pytest.raises(ReleaseFailed, match="already failed: errors"):
+        RolloutProvider().update("id", state_of(props), news)
+    assert (world.cluster.canary_weight, world.cluster.replicas_of["podinfo"]) == (0, 0)
+    record = world.cluster.record()
+    assert record is not None
+    assert (record.phase, record.reason, record.settled) == (RecordPhase.FAILED, "errors", True)
+    assert world.metrics.calls == 0
 
 
 def test_update_of_a_failed_revision_retries_when_asked(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+    props: dict[str, Any], world: World
 ) -> None:
     news = {**with_image(props, "bad:1"), "retryFailed": True}
-    revision = template_revision(news["podTemplate"])
-    cluster.record = {"phase": "Failed", "revision": revision, "reason": "latency 900 > 500"}
-    use_report(monkeypatch, cluster, ReleaseReport(outcome="promoted", strategy="canary"))
+    world.cluster.put_record(
+        ReleaseRecord(revision_of(news), RecordPhase.FAILED, reason="latency 900 > 500")
+    )
     outs = RolloutProvider().update("id", state_of(props), news).outs
     assert outs is not None
     assert outs["phase"] == "Promoting"
 
 
-def test_delete_removes_the_record(props: dict[str, Any], cluster: FakeCluster) -> None:
-    cluster.record = {"phase": "Succeeded"}
+def test_delete_removes_the_record(props: dict[str, Any], world: World) -> None:
+    world.cluster.put_record(ReleaseRecord(revision_of(props), RecordPhase.SUCCEEDED))
     RolloutProvider().delete("default/podinfo", props)
-    assert cluster.deleted
+    assert world.cluster.record() is None
 
 
 # -- pickling ---------------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def test_rollout_resource_declares_snake_case_outputs(
 
 
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rollout, "_connect", lambda *_: pytest.fail("check/diff used the network"))
+    monkeypatch.setattr(rollout, "_adapters", lambda *_: pytest.fail("check/diff used the network"))
 
 
 def test_diff_prints_the_change_review(
@@ -395,99 +398,85 @@ def test_check_of_a_new_rollout_announces_the_first_release(
 # -- the finaliser ----------------------------------------------------------------------------
 
 
-class FinaliseRecorder:
-    def __init__(self) -> None:
-        self.finalised = 0
-
-    def finalise(self) -> None:
-        self.finalised += 1
-
-
-@pytest.fixture
-def finalise(monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster) -> FinaliseRecorder:
-    recorder = FinaliseRecorder()
-    monkeypatch.setattr(rollout, "_scheduler", lambda *_: recorder)
-    return recorder
-
-
 def finaliser_props(props: dict[str, Any], promotion: str, phase: str) -> dict[str, Any]:
     return {**props, "promotion": promotion, "phase": phase, "primary": "default/podinfo-primary"}
 
 
+def promoted(world: World, props: dict[str, Any]) -> None:
+    """What an analysis leaves for the finaliser: the canary at 50%, scaled up, Promoting."""
+    world.cluster.put_record(ReleaseRecord(revision_of(props), RecordPhase.PROMOTING, weight=50))
+    world.cluster.canary_weight, world.cluster.replicas_of["podinfo"] = 50, 2
+
+
 def test_finaliser_create_after_an_initial_release_does_nothing(
-    props: dict[str, Any], finalise: FinaliseRecorder
+    props: dict[str, Any], world: World
 ) -> None:
     outs = rollout.FinaliserProvider().create(finaliser_props(props, "initial", "Succeeded")).outs
-    assert finalise.finalised == 0
+    assert world.sessions == 0
     assert outs is not None and outs["promotion"] == "initial"
 
 
-def test_finaliser_finalises_each_promotion_once(
-    props: dict[str, Any], finalise: FinaliseRecorder
-) -> None:
+def test_finaliser_finalises_each_promotion_once(props: dict[str, Any], world: World) -> None:
     provider = rollout.FinaliserProvider()
     first = finaliser_props(props, "r1", "Succeeded")
-    promoted = finaliser_props(props, "r2", "Promoting")
-    assert provider.diff("id", first, promoted).changes is True
-    provider.update("id", first, promoted)
-    assert finalise.finalised == 1
-    assert provider.diff("id", promoted, promoted).changes is False
-    provider.update("id", promoted, {**promoted, "interval": "30s"})
-    assert finalise.finalised == 1
+    promotion = finaliser_props(props, "r2", "Promoting")
+    promoted(world, props)
+    assert provider.diff("id", first, promotion).changes is True
+    provider.update("id", first, promotion)
+    assert world.sessions == 1
+    assert (world.cluster.canary_weight, world.cluster.replicas_of["podinfo"]) == (0, 0)
+    record = world.cluster.record()
+    assert record is not None and (record.phase, record.settled) == (RecordPhase.SUCCEEDED, True)
+    assert provider.diff("id", promotion, promotion).changes is False
+    provider.update("id", promotion, {**promotion, "interval": "30s"})
+    assert world.sessions == 1
 
 
 def test_finaliser_rerun_after_a_failed_finalise_acts_again(
-    props: dict[str, Any], finalise: FinaliseRecorder
+    props: dict[str, Any], world: World
 ) -> None:
     """A finalise that raised left the old state, so the next `pulumi up` diffs and retries."""
     provider = rollout.FinaliserProvider()
     old = finaliser_props(props, "r1", "Succeeded")
-    promoted = finaliser_props(props, "r2", "Promoting")
-    provider.update("id", old, promoted)
-    provider.update("id", old, promoted)
-    assert finalise.finalised == 2
+    promotion = finaliser_props(props, "r2", "Promoting")
+    promoted(world, props)
+    provider.update("id", old, promotion)
+    provider.update("id", old, promotion)
+    assert world.sessions == 2
 
 
 def test_update_of_a_template_stopped_by_an_error_is_analysed_again(
-    props: dict[str, Any], cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+    props: dict[str, Any], world: World
 ) -> None:
     """Not the canary's fault (an API error, a cleared way): no fail-fast on the next run."""
     news = with_image(props, "x:2")
-    revision = template_revision(news["podTemplate"])
-    cluster.record = {"phase": "Failed", "revision": revision, "retryable": True, "reason": "e"}
-    use_report(monkeypatch, cluster, ReleaseReport(outcome="promoted", strategy="canary"))
+    world.cluster.put_record(ReleaseRecord(revision_of(news), RecordPhase.INTERRUPTED, reason="e"))
     outs = RolloutProvider().update("id", state_of(props), news).outs
     assert outs is not None and outs["phase"] == "Promoting"
+
+
+def test_an_old_retryable_record_counts_as_interrupted() -> None:
+    text = '{"phase": "Failed", "retryable": true, "revision": "abc", "reason": "e"}'
+    assert ReleaseRecord.from_json(text).phase is RecordPhase.INTERRUPTED
 
 
 # -- the guard --------------------------------------------------------------------------------
 
 
-class ClearWayRecorder:
-    def __init__(self) -> None:
-        self.cleared = 0
-
-    def clear_way(self) -> None:
-        self.cleared += 1
-
-
-@pytest.fixture
-def clear_way(monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster) -> ClearWayRecorder:
-    recorder = ClearWayRecorder()
-    monkeypatch.setattr(rollout, "_scheduler", lambda *_: recorder)
-    return recorder
-
-
 def test_guard_clears_the_way_for_each_new_template_only(
-    props: dict[str, Any], clear_way: ClearWayRecorder
+    props: dict[str, Any], world: World
 ) -> None:
     guard = rollout.GuardProvider()
-    state = guard.create(props).outs
-    assert state is not None and clear_way.cleared == 1  # adopting a canary with traffic
+    world.cluster.canary_weight, world.cluster.replicas_of["podinfo"] = 30, 2
+    state = guard.create(props).outs  # adopting a canary with traffic
+    assert state is not None
+    assert (world.cluster.canary_weight, world.cluster.replicas_of["podinfo"]) == (0, 0)
     news = with_image(props, "x:2")
     assert guard.diff("id", state, news).changes is True
+    world.cluster.canary_weight = 20
     state = guard.update("id", state, news).outs
-    assert state is not None and clear_way.cleared == 2
+    assert state is not None and world.cluster.canary_weight == 0
     assert guard.diff("id", state, news).changes is False
+    world.cluster.canary_weight = 20
     guard.update("id", state, {**news, "interval": "30s"})
-    assert clear_way.cleared == 2
+    assert world.cluster.canary_weight == 20  # no new template: not the guard's to move

@@ -86,6 +86,13 @@ def service(**fields: Any) -> Edit:
     return edit
 
 
+def deployment(**fields: Any) -> Edit:
+    def edit(kwargs: dict[str, Any]) -> None:
+        kwargs["deployment"]["spec"].update(fields)
+
+    return edit
+
+
 def template_query(query: str) -> Edit:
     def edit(kwargs: dict[str, Any]) -> None:
         kwargs["metric_templates"][0]["spec"]["query"] = query
@@ -106,11 +113,11 @@ BAD_INPUTS = [
         "increase",
     ),
     BadInput(
-        "step-weights-over-100",
-        both(drop("canary", "spec", "analysis", "stepWeight"), analysis(stepWeights=[50, 120])),
+        "step-weights-below-1",
+        both(drop("canary", "spec", "analysis", "stepWeight"), analysis(stepWeights=[0, 20])),
         f"{A}.stepWeights",
-        [50, 120],
-        "120",
+        [0, 20],
+        "stepWeights[0] = 0 is below 1",
     ),
     BadInput(
         "no-strategy",
@@ -222,5 +229,118 @@ BAD_INPUTS = [
         metric(1, query="histogram_quantile(0.99, sum(rate(x[1m])) by (le)"),
         f"{A}.metrics[1]",
         reason="metric 'request-duration': PromQL does not parse",
+    ),
+    BadInput("zero-interval", analysis(interval="0s"), f"{A}.interval", "0s", "longer than 0s"),
+    BadInput("zero-metric-interval", metric(0, interval="0s"), f"{A}.metrics[0].interval", "0s"),
+    BadInput(
+        "zero-webhook-timeout",
+        webhook(url="http://flagger-loadtester.test/", timeout="0s"),
+        f"{A}.webhooks[0].timeout",
+        "0s",
+        "longer than 0s",
+    ),
+    BadInput("step-weight-zero", analysis(stepWeight=0), f"{A}.stepWeight", 0, "at least 1"),
+    BadInput(
+        "iterations-zero",
+        both(drop("canary", "spec", "analysis", "stepWeight"), analysis(iterations=0)),
+        f"{A}.iterations",
+        0,
+        "at least 1",
+    ),
+    BadInput(
+        "selector-does-not-match-the-template",
+        deployment(selector={"matchLabels": {"app": "podinfo-v2"}}),
+        "deployment.spec.selector.matchLabels",
+        {"app": "podinfo-v2"},
+        "must match the pod template's labels",
+    ),
+    BadInput("negative-replicas", deployment(replicas=-1), "deployment.spec.replicas", -1, ">= 0"),
+    BadInput(
+        "replicas-not-a-number", deployment(replicas="two"), "deployment.spec.replicas", "two"
+    ),
+    BadInput(
+        "webhook-type-slack",
+        webhook(url="https://hooks.slack.com/services/x", type="slack"),
+        f"{A}.webhooks[0].type",
+        "slack",
+        "a slack notification is an AlertProvider",
+    ),
+    BadInput(
+        "step-weight-promotion-over-100",
+        analysis(stepWeightPromotion=101),
+        f"{A}.stepWeightPromotion",
+        101,
+        "100",
+    ),
+    BadInput(
+        "canary-ready-threshold-over-100",
+        analysis(canaryReadyThreshold=101),
+        f"{A}.canaryReadyThreshold",
+        101,
+        "100",
+    ),
+    BadInput(
+        "session-max-age-zero",
+        analysis(sessionAffinity={"cookieName": "flagger-cookie", "maxAge": 0}),
+        f"{A}.sessionAffinity.maxAge",
+        0,
+        "1",
+    ),
+    BadInput(
+        "daemonset-target",
+        lambda kwargs: kwargs["canary"]["spec"]["targetRef"].update(kind="DaemonSet"),
+        "spec.targetRef.kind",
+        "DaemonSet",
+        "Deployment",
+    ),
+    BadInput(
+        "another-mesh",
+        lambda kwargs: kwargs["canary"]["spec"].update(provider="linkerd"),
+        "spec.provider",
+        "linkerd",
+        "istio",
+    ),
+    BadInput(
+        "progress-deadline-zero",
+        lambda kwargs: kwargs["canary"]["spec"].update(progressDeadlineSeconds=0),
+        "spec.progressDeadlineSeconds",
+        0,
+        "1",
+    ),
+    BadInput(
+        "alert-severity-unknown",
+        analysis(
+            alerts=[{"name": "on-call", "severity": "critical", "providerRef": {"name": "x"}}]
+        ),
+        f"{A}.alerts[0].severity",
+        "critical",
+        "info",
+    ),
+    BadInput(
+        "metric-without-name",
+        analysis(metrics=[{"thresholdRange": {"min": 99}}]),
+        f"{A}.metrics[0].name",
+        reason="required",
+    ),
+    BadInput(
+        "threshold-range-empty",
+        metric(0, thresholdRange={}),
+        f"{A}.metrics[0].thresholdRange",
+        {},
+        "set min, max or both",
+    ),
+    BadInput(
+        "service-port-out-of-range",
+        service(port=70000),
+        "spec.service.port",
+        70000,
+        "65535",
+    ),
+    BadInput(
+        "deployment-of-another-kind",
+        lambda kwargs: kwargs["deployment"].update(kind="StatefulSet"),
+        "deployment",
+        "apps/v1/StatefulSet",
+        "must be an apps/v1 Deployment",
     ),
 ]

@@ -467,3 +467,46 @@ def test_errors_never_echo_credentials(
     message = str(raised.value)
     assert "S3CRET" not in message
     assert "value not shown" in message or "<hidden>" in message
+
+
+# -- valid input that the preview remarks on ---------------------------------------------------
+
+
+def test_step_weights_above_100_are_read_as_100_with_a_note(
+    canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    del canary["spec"]["analysis"]["stepWeight"]
+    del canary["spec"]["analysis"]["maxWeight"]
+    canary["spec"]["analysis"]["stepWeights"] = [50, 120]
+    release = ReleaseSpec.parse(canary=canary, deployment=deployment)
+    assert release.spec.analysis.effective_max_weight == 100
+    assert release.notes == ["spec.analysis.stepWeights[1] is 120: read as 100, as Flagger does"]
+
+
+def test_a_metric_without_bounds_is_accepted_with_a_note(
+    canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    del canary["spec"]["analysis"]["metrics"][1]["thresholdRange"]
+    release = ReleaseSpec.parse(canary=canary, deployment=deployment)
+    assert release.notes == [
+        "spec.analysis.metrics[1] 'request-duration' has no thresholdRange: it only fails when "
+        "the query returns no data"
+    ]
+
+
+def test_a_target_scaled_to_zero_runs_one_primary_replica_as_flagger_does(
+    canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    deployment["spec"]["replicas"] = 0
+    release = ReleaseSpec.parse(canary=canary, deployment=deployment)
+    assert release.primary_replicas == 1
+    assert "the primary runs 1 replica" in release.notes[0]
+
+
+def test_skip_analysis_needs_no_strategy(
+    canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    canary["spec"]["analysis"] = {}
+    canary["spec"]["skipAnalysis"] = True
+    release = ReleaseSpec.parse(canary=canary, deployment=deployment)
+    assert release.spec.skip_analysis

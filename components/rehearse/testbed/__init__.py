@@ -15,6 +15,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+try:
+    import kmock  # noqa: F401 (the test bed's emulator; only the `rehearse` extra installs it)
+except ImportError as missing:
+    raise ImportError(
+        "the rehearsal's test bed needs its extra: pip install 'pulumi-canary[rehearse]'"
+    ) from missing
+
 from .kube import KubeApiEmulator, KubeEmulator
 from .mesh import Fault, MeshSimulator, RequestClass
 from .prometheus import PrometheusServer

@@ -1,0 +1,265 @@
+"""The scheduler's own paths (the lock, clean-ups, interruptions, holds) over in-memory adapters.
+
+No Prometheus and no emulator: the fakes keep the API server's semantics that the scheduler
+relies on, and a fake clock makes a whole release take milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.adapters.cluster import ClusterError
+from components.adapters.records import Owner, RecordPhase, ReleaseConflict, ReleaseRecord
+from components.errors import ReleaseInterrupted
+from components.scheduler import Scheduler
+from components.spec import ReleaseSpec, template_revision
+from components.spec.timing import Timing
+from tests.conftest import load_yaml
+from tests.fakes import FakeClock, FakeCluster, FakeHooks, FakeMetrics, fake_adapters
+
+INTERVAL = 60.0
+
+
+def tutorial(**analysis: Any) -> ReleaseSpec:
+    canary = copy.deepcopy(load_yaml("canary.yaml"))
+    canary["spec"]["analysis"].update(analysis)
+    return ReleaseSpec.parse(canary=canary, deployment=load_yaml("deployment.yaml"))
+
+
+class Bench:
+    """One release over fakes; `lines` is what `pulumi up` would print."""
+
+    def __init__(self, release: ReleaseSpec | None = None, **timing: Any) -> None:
+        self.release = release or tutorial()
+        self.clock = FakeClock()
+        self.cluster = FakeCluster(self.release)
+        self.adapters = fake_adapters(self.release, self.clock, self.cluster)
+        self.lines: list[str] = []
+        self.revision = template_revision(self.release.deployment["spec"]["template"])
+        self.scheduler = Scheduler(
+            self.release,
+            self.adapters,
+            revision=self.revision,
+            timing=Timing.of(self.release.spec.analysis, **timing),
+            progress=self.lines.append,
+            clock=self.clock,
+        )
+
+    @property
+    def metrics(self) -> FakeMetrics:
+        assert isinstance(self.adapters.metrics, FakeMetrics)
+        return self.adapters.metrics
+
+    @property
+    def hooks(self) -> FakeHooks:
+        assert isinstance(self.adapters.hooks, FakeHooks)
+        return self.adapters.hooks
+
+    def record(self) -> ReleaseRecord:
+        record = self.cluster.record()
+        assert record is not None
+        return record
+
+    def at_rest(self) -> bool:
+        return self.cluster.canary_weight == 0 and self.cluster.replicas_of["podinfo"] == 0
+
+
+def test_a_healthy_release_steps_one_interval_apart_and_ends_promoting() -> None:
+    bench = Bench()
+    report = bench.scheduler.analyse()
+    assert report.outcome == "promoted"
+    assert report.canary_weights == [10, 20, 30, 40, 50]
+    assert bench.clock.slept == [INTERVAL] * 5
+    assert bench.cluster.canary_weight == 50  # the finaliser routes back once the primary rolled
+    record = bench.record()
+    assert (record.phase, record.weight, record.settled) == (RecordPhase.PROMOTING, 50, False)
+
+
+def test_the_run_is_a_generator_of_waits() -> None:
+    bench = Bench(interval="10s")
+    waits = bench.scheduler.run()
+    assert [next(waits) for _ in range(3)] == [10.0, 10.0, 10.0]
+
+
+def test_the_record_names_a_weight_only_once_the_cluster_has_it() -> None:
+    """Every save of a weight comes after the route write that put it there."""
+    bench = Bench()
+    saved: list[tuple[int, int]] = []  # (routes written so far, weight the record claims)
+    write = bench.cluster.write_config_map
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        version = write(*args, **kwargs)
+        saved.append((len(bench.cluster.routes_written), bench.record().weight))
+        return version
+
+    bench.cluster.write_config_map = spy  # type: ignore[method-assign]
+    bench.scheduler.analyse()
+    for writes, weight in saved:
+        written = [state.canary_weight for state in bench.cluster.routes_written[:writes]]
+        assert weight == (written[-1] if written else 0)
+
+
+def test_a_failed_analysis_routes_back_before_it_scales_down() -> None:
+    bench = Bench(tutorial(threshold=2))
+    bench.metrics.values["request-success-rate"] = 50.0
+    report = bench.scheduler.analyse()
+    assert report.outcome == "rolled_back"
+    assert bench.at_rest()
+    last_route = max(i for i, call in enumerate(bench.cluster.calls) if call[0] == "apply")
+    scale_down = max(
+        i for i, call in enumerate(bench.cluster.calls) if call == ("scale", "podinfo")
+    )
+    assert last_route < scale_down
+    record = bench.record()
+    assert (record.phase, record.weight, record.settled) == (RecordPhase.FAILED, 0, True)
+
+
+def test_a_live_owner_stops_the_run_before_it_moves_anything() -> None:
+    bench = Bench()
+    other = ReleaseRecord(
+        "0123", RecordPhase.PROGRESSING, weight=20, heartbeat=bench.clock.now() - 5,
+        owner=Owner("another-host", 1),
+    )  # fmt: skip
+    bench.cluster.put_record(other)
+    bench.cluster.canary_weight = 20
+    with pytest.raises(ReleaseConflict, match="another release of podinfo is running"):
+        bench.scheduler.analyse()
+    assert bench.cluster.routes_written == []
+    assert bench.record() == other
+
+
+def test_a_stale_owner_is_taken_over_from_primary_100() -> None:
+    bench = Bench()
+    bench.cluster.put_record(
+        ReleaseRecord(
+            "0123", RecordPhase.PROGRESSING, weight=30, heartbeat=bench.clock.now() - 600,
+            owner=Owner("another-host", 1),
+        )
+    )  # fmt: skip
+    bench.cluster.canary_weight = 30
+    assert bench.scheduler.analyse().outcome == "promoted"
+    assert bench.cluster.routes_written[0].canary_weight == 0
+    assert "an interrupted release was found at canary weight 30" in bench.lines[0]
+
+
+def test_a_lost_lock_mid_release_stops_without_moving_traffic() -> None:
+    bench = Bench()
+    waits = bench.scheduler.run()
+    next(waits)
+    next(waits)  # at weight 20, between checks
+    record = bench.record()
+    bench.cluster.put_record(record)  # another writer bumps the version
+    routes_before = list(bench.cluster.routes_written)
+    with pytest.raises(ReleaseConflict, match="changed since this run read it"):
+        next(waits)
+    assert bench.cluster.routes_written == routes_before
+    assert bench.cluster.canary_weight == 20
+
+
+def test_an_api_error_returns_traffic_to_rest_and_marks_the_release_interrupted() -> None:
+    bench = Bench()
+    calls = 0
+
+    def status_fails_late(verb: str, name: str) -> None:
+        nonlocal calls
+        if verb == "status":
+            calls += 1
+            if calls >= 3:
+                raise ClusterError("get", "Deployment", "default", name, "timed out", code=500)
+
+    bench.cluster.fault = status_fails_late
+    with pytest.raises(ClusterError, match="timed out"):
+        bench.scheduler.analyse()
+    assert bench.at_rest()
+    record = bench.record()
+    assert (record.phase, record.settled) == (RecordPhase.INTERRUPTED, True)
+    assert "stopped by an error" in (record.reason or "")
+
+
+def test_a_verdict_survives_a_clean_up_that_cannot_finish() -> None:
+    """The canary failed; then the API refuses every scale-down. The record stays Failed (the
+    next run must not analyse the bad canary again) and says the clean-up is not settled."""
+    bench = Bench(tutorial(threshold=1))
+    bench.metrics.values["request-success-rate"] = 10.0
+
+    def scale_down_fails(verb: str, name: str) -> None:
+        failed = bench.cluster.record() is not None and bench.record().phase is RecordPhase.FAILED
+        if verb == "scale" and name == "podinfo" and failed:
+            raise ClusterError("patch", "Deployment", "default", name, "unavailable", code=503)
+
+    bench.cluster.fault = scale_down_fails
+    report = bench.scheduler.analyse()
+    assert report.outcome == "rolled_back"
+    assert "could not scale Deployment/podinfo.default to zero" in (report.cleanup or "")
+    record = bench.record()
+    assert (record.phase, record.settled, record.weight) == (RecordPhase.FAILED, False, 0)
+    assert bench.cluster.canary_weight == 0
+    assert any("left: canary weight 0, 2 canary replicas" in line for line in bench.lines)
+
+
+def test_an_interruption_between_checks_aborts_to_rest_at_once() -> None:
+    bench = Bench()
+    bench.clock.interrupt_at = bench.clock.now() + 2.5 * INTERVAL
+    with pytest.raises(ReleaseInterrupted):
+        bench.scheduler.analyse()
+    assert bench.at_rest()
+    record = bench.record()
+    assert (record.phase, record.settled) == (RecordPhase.INTERRUPTED, True)
+    assert bench.lines[-1] == (
+        "podinfo: interrupted (SIGINT): all traffic is on the primary; "
+        "the next pulumi up starts the release over"
+    )
+    assert bench.clock.now() == bench.clock.interrupt_at  # no further interval slept
+
+
+def test_settle_does_nothing_when_the_release_is_at_rest() -> None:
+    bench = Bench()
+    bench.cluster.put_record(ReleaseRecord(bench.revision, RecordPhase.SUCCEEDED, settled=True))
+    assert bench.scheduler.settle("before the canary takes the new template") is False
+    assert bench.cluster.routes_written == [] and bench.lines == []
+
+
+def test_settle_returns_what_a_killed_run_left_and_keeps_a_verdict() -> None:
+    bench = Bench()
+    bench.cluster.put_record(
+        ReleaseRecord(bench.revision, RecordPhase.FAILED, weight=10, reason="errors")
+    )
+    bench.cluster.canary_weight, bench.cluster.replicas_of["podinfo"] = 10, 2
+    assert bench.scheduler.settle("before failing fast") is True
+    assert bench.at_rest()
+    record = bench.record()
+    assert (record.phase, record.reason, record.settled) == (RecordPhase.FAILED, "errors", True)
+    assert bench.lines[0].startswith("podinfo: found canary weight 10 and 2 canary replicas")
+
+
+def test_settle_scales_down_a_canary_left_with_replicas_but_no_traffic() -> None:
+    bench = Bench()
+    bench.cluster.replicas_of["podinfo"] = 2
+    assert bench.scheduler.settle("before the canary takes the new template") is True
+    assert bench.at_rest()
+    assert bench.record().phase is RecordPhase.INTERRUPTED
+
+
+def test_gate_hooks_stop_at_the_first_failure() -> None:
+    hooks = [
+        {"name": f"h{index}", "type": "pre-rollout", "url": f"http://t/{index}"}
+        for index in range(3)
+    ]
+    bench = Bench(tutorial(threshold=1, webhooks=hooks))
+    bench.hooks.failing = {"h1"}
+    report = bench.scheduler.analyse()
+    assert report.outcome == "rolled_back"
+    assert "pre-rollout hooks failed: h1: answered 500" in (report.reason or "")
+    assert [name for name, _ in bench.hooks.calls if name.startswith("h")] == ["h0", "h1"]
+
+
+def test_an_unready_canary_rolls_back_after_the_progress_deadline_on_the_schedulers_clock() -> None:
+    bench = Bench()
+    bench.cluster.ready = False
+    report = bench.scheduler.analyse()
+    assert report.outcome == "rolled_back"
+    assert "progress deadline exceeded: 0 of 2 replicas ready after 600s" in (report.reason or "")
+    assert sum(bench.clock.slept) > 600  # waited on the fake clock, in 5 s polls
