@@ -14,7 +14,8 @@ test: setup
 	venv/bin/ruff check .
 	venv/bin/ruff format --check .
 	venv/bin/mypy components policies
+	venv/bin/lint-imports
 	venv/bin/pytest -q
 
 lint: setup
-	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies
+	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies && venv/bin/lint-imports
