@@ -181,7 +181,8 @@ def classify(
 
 
 def score(spec: JudgeSpec, judgements: Sequence[MetricJudgement]) -> JudgeResult:
-    """Kayenta's WeightedSumScorer and ThresholdScoreClassifier; muted metrics do not count."""
+    """Kayenta's WeightedSumScorer and ThresholdScoreClassifier over the judgements of
+    `spec`'s metrics; muted metrics do not count."""
     counted = [judgement for judgement in judgements if not judgement.muted]
     groups = tuple(
         GroupScore(name, weight, _group_score(j for j in counted if j.group == name))
@@ -398,14 +399,14 @@ def _large(
 # --- Scoring ---------------------------------------------------------------------------------
 
 
+_SCORED = (Classification.PASS, Classification.HIGH, Classification.LOW, Classification.NODATA_FAIL)
+
+
 def _group_score(judgements: Iterable[MetricJudgement]) -> float | None:
     """Pass / (Pass + High + Low + NodataFail) x 100; Nodata is left out of both."""
     labels = Counter(judgement.classification for judgement in judgements)
     scored = sum(labels[label] for label in _SCORED)
     return labels[Classification.PASS] * 100 / scored if scored else None
-
-
-_SCORED = (Classification.PASS, Classification.HIGH, Classification.LOW, Classification.NODATA_FAIL)
 
 
 def _or_full(group_score: float | None) -> float:

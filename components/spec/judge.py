@@ -42,6 +42,10 @@ _CHECK_CONTEXT = QueryContext(
 )
 
 
+_Problem = tuple[tuple[str | int, ...], str, Any]
+"""A cross-field problem: its location inside the model, the message and the bad value."""
+
+
 class Direction(StrEnum):
     """Which change fails the metric (Kayenta's `direction`)."""
 
@@ -105,7 +109,7 @@ class EffectSize(SpecModel):
     @model_validator(mode="after")
     def _on_the_failing_side(self) -> EffectSize:
         neutral = self.measure.neutral
-        problems = []
+        problems: list[_Problem] = []
         for name in _THRESHOLDS:
             value = getattr(self, name)
             increase = name.endswith("increase")
@@ -128,6 +132,8 @@ class Outliers(SpecModel):
 
 
 class SampleQueries(NamedTuple):
+    """A metric's query rendered twice, for the two sides the judge compares."""
+
     canary: str
     primary: str
 
@@ -238,9 +244,6 @@ class JudgeSpec(SpecModel):
         share = rest / len(unweighted) if unweighted else 0.0
         return {name: _or(declared.get(name), share) for name in used}
 
-    def metric(self, name: str) -> JudgeMetric:
-        return next(metric for metric in self.metrics if metric.name == name)
-
     def _group_problems(self) -> list[_Problem]:
         declared = [group.name for group in self.groups]
         used = {metric.group for metric in self.metrics}
@@ -301,10 +304,6 @@ class Judge(SpecModel):
             return cls.model_validate(document)
         except ValidationError as error:
             raise SpecError.from_validation(error, source="Judge") from None
-
-
-_Problem = tuple[tuple[str | int, ...], str, Any]
-"""A cross-field problem: its location inside the model, the message and the bad value."""
 
 
 def _or(weight: float | None, share: float) -> float:
