@@ -13,8 +13,8 @@ rehearse: setup
 test: setup
 	venv/bin/ruff check .
 	venv/bin/ruff format --check .
-	venv/bin/mypy components policies
+	venv/bin/mypy components policies observability
 	venv/bin/pytest -q
 
 lint: setup
-	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies
+	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies observability
