@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,4 +87,13 @@ class PrometheusServer(ServerProcess):
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
         response.raise_for_status()
         result: list[dict[str, object]] = response.json()["data"]["result"]
+        return result
+
+    def query_eventually(self, promql: str, timeout: float = 20.0) -> list[dict[str, object]]:
+        """The query's result once it is not empty: for tests that wait for a scrape."""
+        deadline = time.monotonic() + timeout
+        while not (result := self.query(promql)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{promql} returned nothing within {timeout}s")
+            time.sleep(0.1)
         return result
