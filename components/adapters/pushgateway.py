@@ -228,31 +228,28 @@ class ReleaseCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterable[Metric]:
-        m = self.metrics
-        canary = [m.target, m.namespace]  # Flagger's `name` label is the target's name
+        metrics = self.metrics
+        canary = [metrics.target, metrics.namespace]  # Flagger's `name` is the target's name
         status = GaugeMetricFamily(STATUS, "Last canary analysis result", labels=_CANARY)
-        status.add_metric(canary, status_value(m.phase))
+        status.add_metric(canary, status_value(metrics.phase))
         weight = GaugeMetricFamily(
             WEIGHT,
             "The virtual service destination weight current value",
             labels=["workload", "namespace"],
         )
-        weight.add_metric([m.primary, m.namespace], m.primary_weight)
-        weight.add_metric([m.target, m.namespace], m.canary_weight)
-        yield from (status, weight, *self._checks(canary), self._duration(canary))
-        yield from self._outcomes(canary)
+        weight.add_metric([metrics.primary, metrics.namespace], metrics.primary_weight)
+        weight.add_metric([metrics.target, metrics.namespace], metrics.canary_weight)
         failed = GaugeMetricFamily(
             FAILED_CHECKS, "Failed checks of the current release", labels=_CANARY
         )
-        failed.add_metric(canary, m.failed_checks)
-        yield failed
-        if m.deadline is not None:
+        failed.add_metric(canary, metrics.failed_checks)
+        yield from (status, weight, failed, *self._checks(canary), self._duration(canary))
+        yield from self._outcomes(canary)
+        if metrics.deadline is not None:
             deadline = GaugeMetricFamily(
-                DEADLINE,
-                "Unix time by which the release in progress must end",
-                labels=_CANARY,
+                DEADLINE, "Unix time by which the release in progress must end", labels=_CANARY
             )
-            deadline.add_metric(canary, m.deadline)
+            deadline.add_metric(canary, metrics.deadline)
             yield deadline
 
     def _checks(self, canary: list[str]) -> Iterable[Metric]:

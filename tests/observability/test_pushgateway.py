@@ -187,3 +187,8 @@ def test_no_failure_of_the_transport_escapes() -> None:
     assert warning == (
         "pushgateway at http://pushgateway.monitoring:9091: not deleted (RuntimeError)"
     )
+
+
+def test_a_missing_pushgateway_binary_is_explained() -> None:
+    with pytest.raises(FileNotFoundError, match="apt-get install -y prometheus-pushgateway"):
+        PushgatewayServer(binary="/nonexistent/prometheus-pushgateway")
