@@ -13,9 +13,9 @@ rehearse: setup
 test: setup
 	venv/bin/ruff check .
 	venv/bin/ruff format --check .
-	venv/bin/mypy components policies
+	venv/bin/mypy components policies observability
 	venv/bin/lint-imports
 	venv/bin/pytest -q
 
 lint: setup
-	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies && venv/bin/lint-imports
+	venv/bin/ruff check . && venv/bin/ruff format --check . && venv/bin/mypy components policies observability && venv/bin/lint-imports

@@ -1,8 +1,10 @@
-"""Local test bed: a Kubernetes API emulator, a mesh simulator, Prometheus and receivers.
+"""Local test bed: a Kubernetes API emulator, a mesh simulator, Prometheus, a Pushgateway
+and receivers.
 
 `TestBed` wires them the way a cluster would look to a release: the in-cluster
-addresses of Prometheus and the loadtester resolve through the API server's
-service proxy, and the mesh's Istio metrics are scraped by a real Prometheus.
+addresses of Prometheus, the Pushgateway and the loadtester resolve through the API
+server's service proxy, and the mesh's Istio metrics and the pushed release metrics are
+scraped by a real Prometheus.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ except ImportError as missing:
 from .kube import KubeApiEmulator, KubeEmulator
 from .mesh import Fault, MeshSimulator, RequestClass
 from .prometheus import PrometheusServer
+from .pushgateway import PushgatewayServer
 from .receivers import AlertReceiver, LoadTester, Received
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "LoadTester",
     "MeshSimulator",
     "PrometheusServer",
+    "PushgatewayServer",
     "Received",
     "RequestClass",
     "TestBed",
@@ -54,6 +58,8 @@ class TestBed:
     """Everything a release needs, on loopback; entered in dependency order, left in reverse."""
 
     __test__ = False  # not a pytest test class despite the name
+
+    PUSHGATEWAY_ADDRESS = "http://prometheus-pushgateway.monitoring:9091"
 
     def __init__(
         self,
@@ -83,6 +89,7 @@ class TestBed:
         self.alerts = AlertReceiver()
         self._mesh: MeshSimulator | None = None
         self._prometheus: PrometheusServer | None = None
+        self._pushgateway: PushgatewayServer | None = None
         self._stack = contextlib.ExitStack()
         self.kubeconfig = self._dir / "kubeconfig"
 
@@ -100,6 +107,13 @@ class TestBed:
             raise RuntimeError("the test bed is not running")
         return self._prometheus
 
+    @property
+    def pushgateway(self) -> PushgatewayServer:
+        """The running Pushgateway, in the cluster at `PUSHGATEWAY_ADDRESS`."""
+        if self._pushgateway is None:
+            raise RuntimeError("the test bed is not running")
+        return self._pushgateway
+
     def __enter__(self) -> TestBed:
         stack = self._stack
         try:
@@ -108,11 +122,13 @@ class TestBed:
             self._mesh = stack.enter_context(
                 MeshSimulator(kube.url, self.namespace, **self._mesh_args)
             )
+            self._pushgateway = stack.enter_context(PushgatewayServer())
             self._prometheus = stack.enter_context(
                 PrometheusServer(
                     [self._mesh.metrics_target],
                     scrape_interval=self._scrape_interval,
                     evaluation_interval=self._scrape_interval,
+                    pushgateways=[self._pushgateway.target],
                 )
             )
             stack.enter_context(self.loadtester)
@@ -126,13 +142,17 @@ class TestBed:
 
     def _register_cluster_services(self) -> None:
         kube = self.kube
-        for namespace in {"istio-system", self.namespace} - {"default"}:
+        for namespace in {"istio-system", "monitoring", self.namespace} - {"default"}:
             kube.apply_object(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
         kube.apply_object(_service("prometheus", "istio-system", 9090))
         kube.apply_object(_service("flagger-loadtester", "default", 80))
+        kube.apply_object(_service("prometheus-pushgateway", "monitoring", 9091))
         kube.register_service_proxy("istio-system", "prometheus", 9090, self.prometheus.url)
+        kube.register_service_proxy(
+            "monitoring", "prometheus-pushgateway", 9091, self.pushgateway.url
+        )
         kube.register_service_proxy("default", "flagger-loadtester", 80, self.loadtester.url)
 
     def __exit__(
@@ -144,3 +164,4 @@ class TestBed:
         self._stack.close()
         self._mesh = None
         self._prometheus = None
+        self._pushgateway = None

@@ -1,0 +1,56 @@
+"""Every adapter of one release, built over clients shared with the process's other releases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..spec import ReleaseSpec, checksum
+from .alerts import Notifier
+from .cluster import Cluster
+from .kube import Connections
+from .ports import AlertsPort, ClusterPort, HooksPort, MetricsPort
+from .prometheus import PrometheusClient
+from .records import RecordStore
+from .webhooks import WebhookCaller
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The I/O a release needs; built per release, never pickled."""
+
+    cluster: ClusterPort
+    records: RecordStore
+    metrics: MetricsPort
+    hooks: HooksPort
+    alerts: AlertsPort
+
+    @classmethod
+    def connect(
+        cls,
+        connections: Connections,
+        release: ReleaseSpec,
+        *,
+        revision: str,
+        now: Callable[[], float],
+    ) -> Adapters:
+        """The real adapters of one release; `connections` owns (and closes) every client."""
+        cluster = Cluster(connections, release)
+        endpoints = connections.endpoints(release.namespace)
+        return cls(
+            cluster=cluster,
+            records=RecordStore(cluster, release.name, release.namespace, now),
+            metrics=PrometheusClient(
+                endpoints,
+                release.spec.metrics_address,
+                namespace=release.namespace,
+                secrets=cluster.read_secret,
+            ),
+            hooks=WebhookCaller(
+                endpoints,
+                name=release.name,
+                namespace=release.namespace,
+                checksum=checksum(revision),
+            ),
+            alerts=Notifier(endpoints, release, secrets=cluster.read_secret),
+        )

@@ -1,0 +1,107 @@
+"""Cluster credentials, found the way kubectl finds them, and the clients built from them."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import lightkube
+import yaml
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+
+from .base import Closing
+from .endpoints import Endpoints, HttpClients
+
+_SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    """Plain data only, so a dynamic provider holding it pickles by value and prints nothing.
+
+    Order of precedence: an explicit kubeconfig (its text, from a secret input), then the
+    KUBECONFIG file or ~/.kube/config with an optional context, then in-cluster credentials.
+    """
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    timeout_seconds: float = 10.0
+
+    def __repr__(self) -> str:
+        shown = "<explicit kubeconfig>" if self.kubeconfig else "<ambient>"
+        return f"KubeAccess({shown}, context={self.context!r})"
+
+    def config(self) -> SingleConfig:
+        config = self._kubeconfig().get(context_name=self.context)
+        if config is None:
+            raise lightkube.ConfigError(f"kubeconfig has no context {self.context!r}")
+        return config
+
+    def _kubeconfig(self) -> KubeConfig:
+        if self.kubeconfig:
+            try:
+                loaded = yaml.safe_load(self.kubeconfig)
+            except yaml.YAMLError:
+                # The parser's message quotes the offending line: a key or a token, perhaps.
+                raise lightkube.ConfigError("the kubeconfig given is not valid YAML") from None
+            return KubeConfig.from_dict(loaded)
+        listed = [path for path in os.environ.get("KUBECONFIG", "").split(os.pathsep) if path]
+        for path in listed or [str(Path.home() / ".kube" / "config")]:
+            if Path(path).exists():
+                return KubeConfig.from_file(path)
+        if _SERVICE_ACCOUNT.exists():
+            return KubeConfig.from_service_account()
+        raise lightkube.ConfigError(
+            "no cluster credentials: pass a kubeconfig, set KUBECONFIG, or run in a cluster"
+        )
+
+    def client(self) -> lightkube.Client:
+        return lightkube.Client(
+            config=self.config(), timeout=httpx.Timeout(self.timeout_seconds), field_manager=None
+        )
+
+    def http(self, timeout: float | None = None) -> httpx.Client:
+        """An httpx client against the API server with the same auth, for the service proxy."""
+        params = client_adapter.ConnectionParams(
+            timeout=httpx.Timeout(timeout or self.timeout_seconds)
+        )
+        return client_adapter.Client(self.config(), params)
+
+    def namespace(self) -> str:
+        return self.config().namespace or "default"
+
+
+class Connections(Closing):
+    """Every client of one cluster's credentials, shared by all the releases that use them.
+
+    Built lazily (a preview never connects) and thread-safe: the releases of a group run on a
+    few worker threads over one lightkube client and one set of HTTP pools.
+    """
+
+    def __init__(self, access: KubeAccess) -> None:
+        self.access = access
+        self._lock = threading.Lock()
+        self._kube: lightkube.Client | None = None
+        self.http = HttpClients(access.http, timeout=access.timeout_seconds)
+
+    @property
+    def kube(self) -> lightkube.Client:
+        with self._lock:
+            if self._kube is None:
+                self._kube = self.access.client()
+            return self._kube
+
+    def endpoints(self, namespace: str) -> Endpoints:
+        """A release's view of the HTTP pools: one-label hosts resolve in `namespace`."""
+        return Endpoints(self.http, namespace)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._kube is not None:
+                self._kube.close()
+                self._kube = None
+        self.http.close()

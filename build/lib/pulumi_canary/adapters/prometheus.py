@@ -1,0 +1,260 @@
+"""Flagger's Prometheus provider: one instant query per metric, judged against its bounds.
+
+A metric check never raises for a Prometheus problem: an HTTP error, a timeout or an
+unreachable server becomes a failed `MetricResult` with the reason, because Flagger counts
+all of these as one failed check rather than aborting the release.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..spec import MetricQuery, MetricTemplate
+from .endpoints import Endpoints
+from .webhooks import excerpt, transport_failure
+
+AVAILABILITY_QUERY = "vector(1)"
+
+SecretReader = Callable[[str, str], Mapping[str, str]]
+"""(namespace, name) -> the data of a Kubernetes Secret, decoded."""
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus gave no usable value; the message says why, without credentials.
+
+    `problem` is the message without the address, for callers that name the server themselves.
+    """
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric check; `reason` says why it failed and is None when it passed."""
+
+    name: str
+    value: float | None
+    bounds: str
+    passed: bool
+    reason: str | None
+    query: str
+
+
+class _QueryError(Exception):
+    """Why a query has no value, before the address is added."""
+
+
+class _BearerAuth(httpx.Auth):
+    """A token sent as `Authorization: Bearer`; the repr hides it."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<redacted>)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class PrometheusClient:
+    """Runs one release's metric queries against the template's Prometheus or its default one.
+
+    Requests go through `Endpoints`, so `http://prometheus.istio-system:9090` works from
+    outside the cluster. Credentials are applied per request; through the API server's
+    service proxy the proxy's own authentication takes precedence, so authenticated
+    Prometheus servers must be reachable directly. `namespace` is where a template's
+    `secretRef` is read when the template names none.
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        default_address: str,
+        *,
+        namespace: str = "default",
+        timeout: float = 5.0,
+        secrets: SecretReader | None = None,
+    ) -> None:
+        self._endpoints = endpoints
+        self.default_address = default_address
+        self.namespace = namespace
+        self.timeout = timeout
+        self._secrets = secrets
+
+    def query(
+        self,
+        address: str,
+        promql: str,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        verify: bool = True,
+    ) -> float | None:
+        """The query's single value; None when there is no sample or it is NaN.
+
+        Raises PrometheusError for HTTP errors, timeouts, connection errors, a matrix
+        result and anything that is not a Prometheus answer.
+        """
+        try:
+            return self._fetch(address, promql, headers, auth, verify)
+        except _QueryError as failure:
+            problem = str(failure)
+            raise PrometheusError(
+                f"prometheus at {self._describe(address)}: {problem}", problem
+            ) from None
+
+    def evaluate(self, metric_query: MetricQuery) -> MetricResult:
+        """Checks one metric; a metric without bounds passes whenever it has a value."""
+        metric = metric_query.metric
+        bounds = metric.bounds
+        shown_bounds = bounds.describe() if bounds else "any value"
+
+        def result(value: float | None, reason: str | None) -> MetricResult:
+            return MetricResult(
+                metric.name, value, shown_bounds, reason is None, reason, metric_query.query
+            )
+
+        template = metric_query.template
+        try:
+            headers, auth = self._access(template)
+            verify = template is None or not template.spec.provider.insecure_skip_verify
+            value = self.query(self._address(template), metric_query.query, headers, auth, verify)
+        except PrometheusError as error:
+            return result(None, str(error))
+        if value is None:
+            return result(
+                None, f"no values found for {metric.name} (is the canary receiving traffic?)"
+            )
+        if bounds is not None and not bounds.admits(value):
+            return result(value, f"{metric.name} is {value:g}, outside {shown_bounds}")
+        return result(value, None)
+
+    def check_available(self, address: str | None = None) -> None:
+        """Flagger's start-up probe: `vector(1)` must answer 1, else a clear early error."""
+        target = address or self.default_address
+        try:
+            value = self.query(target, AVAILABILITY_QUERY)
+        except PrometheusError as error:
+            raise PrometheusError(
+                f"Prometheus at {self._describe(target)} is unreachable: {error.problem}"
+            ) from None
+        if value != 1:
+            raise PrometheusError(
+                f"Prometheus at {self._describe(target)} answered {AVAILABILITY_QUERY} "
+                f"with {value}, not 1"
+            )
+
+    def _fetch(
+        self,
+        address: str,
+        promql: str,
+        headers: Mapping[str, str] | None,
+        auth: httpx.Auth | None,
+        verify: bool,
+    ) -> float | None:
+        url = f"{address.rstrip('/')}/api/v1/query"
+        options: dict[str, Any] = {"params": {"query": promql}, "timeout": self.timeout}
+        if headers:
+            options["headers"] = dict(headers)
+        if auth is not None:  # auth=None would also drop the API client's own credentials
+            options["auth"] = auth
+        try:
+            response = self._endpoints.request("GET", url, verify=verify, **options)
+        except httpx.HTTPError as error:
+            raise _QueryError(transport_failure(error, self.timeout)) from None
+        if response.status_code >= 400:
+            raise _QueryError(f"answered {response.status_code}: {_error_text(response)}")
+        try:
+            return _value(response.json())
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise _QueryError(str(error)) from None
+
+    def _address(self, template: MetricTemplate | None) -> str:
+        if template is not None and template.spec.provider.address:
+            return template.spec.provider.address
+        return self.default_address
+
+    def _access(self, template: MetricTemplate | None) -> tuple[dict[str, str], httpx.Auth | None]:
+        """The template's headers (repeated values joined, as HTTP allows) and credentials.
+
+        Credentials given in Python win over `secretRef`, which is read from the template's
+        namespace with Flagger's keys: `token`, or `username` and `password`.
+        """
+        if template is None:
+            return {}, None
+        provider = template.spec.provider
+        headers = {key: ", ".join(values) for key, values in (provider.headers or {}).items()}
+        if template.credentials is not None:
+            credentials = template.credentials
+            token = credentials.token.get_secret_value() if credentials.token else None
+            username = credentials.username.get_secret_value() if credentials.username else None
+            password = credentials.password.get_secret_value() if credentials.password else None
+            return headers, _auth(token, username, password)
+        if provider.secret_ref is None:
+            return headers, None
+        namespace = template.metadata.namespace or self.namespace
+        data = self._read_secret(namespace, provider.secret_ref.name)
+        auth = _auth(data.get("token"), data.get("username"), data.get("password"))
+        if auth is None:
+            raise PrometheusError(
+                f"Secret {provider.secret_ref.name} of template {template.name} has neither "
+                "token nor username and password"
+            )
+        return headers, auth
+
+    def _read_secret(self, namespace: str, name: str) -> Mapping[str, str]:
+        if self._secrets is None:
+            raise PrometheusError(f"cannot read Secret {namespace}/{name}: no secret reader")
+        try:
+            return self._secrets(namespace, name)
+        except Exception as error:  # any reader failure is a failed check, not a crash
+            raise PrometheusError(f"cannot read Secret {namespace}/{name}: {error}") from None
+
+    def _describe(self, address: str) -> str:
+        """The address without any user:password part, and how it is reached."""
+        parsed = httpx.URL(address)
+        return self._endpoints.describe(str(parsed.copy_with(username=None, password=None)))
+
+
+def _auth(token: str | None, username: str | None, password: str | None) -> httpx.Auth | None:
+    """Bearer for a token, basic for username and password, as Flagger's provider."""
+    if token:
+        return _BearerAuth(token)
+    if username and password:
+        return httpx.BasicAuth(username, password)
+    return None
+
+
+def _value(body: Any) -> float | None:
+    """The last sample of a vector or the scalar; None for no sample or NaN."""
+    if body.get("status") != "success":
+        raise ValueError(f"query failed: {body.get('error', 'no error given')}")
+    data = body["data"]
+    kind = data["resultType"]
+    if kind == "scalar":
+        samples = [data["result"]]
+    elif kind == "vector":
+        samples = [series["value"] for series in data["result"]]
+    else:
+        raise ValueError(f"result type {kind} is not supported; the query must return one value")
+    if not samples:
+        return None
+    value = float(samples[-1][1])
+    return None if math.isnan(value) else value
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Prometheus's own `errorType: error` when the body is its JSON, else the body."""
+    try:
+        body = response.json()
+        return excerpt(f"{body['errorType']}: {body['error']}")
+    except (ValueError, KeyError, TypeError):
+        return excerpt(response.text) or "(empty body)"

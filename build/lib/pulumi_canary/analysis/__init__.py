@@ -1,0 +1,46 @@
+"""The pure decision core: the plan, the release state machine, readiness and the review line.
+
+No I/O here: every function is a decision over values, so the gate, the rehearsal and the
+tests replay the same code with chosen inputs and clocks.
+"""
+
+from .engine import (
+    Check,
+    CheckKind,
+    CheckResult,
+    Decision,
+    Event,
+    Phase,
+    ReleaseState,
+    advance,
+    begin,
+    checks,
+)
+from .plan import ReleasePlan, Step, canary_weights, plan
+from .readiness import Condition, Readiness, ReadinessState, WorkloadStatus, readiness
+from .review import images_of, review, template_change
+
+__all__ = [
+    "Check",
+    "CheckKind",
+    "CheckResult",
+    "Condition",
+    "Decision",
+    "Event",
+    "Phase",
+    "Readiness",
+    "ReadinessState",
+    "ReleasePlan",
+    "ReleaseState",
+    "Step",
+    "WorkloadStatus",
+    "advance",
+    "begin",
+    "canary_weights",
+    "checks",
+    "images_of",
+    "plan",
+    "readiness",
+    "review",
+    "template_change",
+]

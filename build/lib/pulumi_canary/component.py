@@ -1,0 +1,286 @@
+"""`CanaryDeployment`: every Kubernetes and Istio object of one Flagger-style canary, and the
+gate that releases it during `pulumi up` (guard, Rollout, finaliser; see provider/rollout.py).
+
+Field ownership, decided once: a release changes the VirtualService's `spec.http` (weights,
+mirror, sticky routes) and the canary Deployment's `spec.replicas`. Both are declared with
+`ignore_changes`, so pulumi-kubernetes relinquishes them in server-side apply and the release
+engine owns them under its own field manager. `pulumi.com/patchForce` was rejected: it would make
+every `pulumi up` take the fields back and reset traffic in the middle of a release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import routing
+from .provider.rollout import (
+    GateOptions,
+    ReleaseGuard,
+    ReleaseInputs,
+    Rollout,
+    RolloutFinaliser,
+)
+from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
+from .spec.base import SpecModel
+
+TYPE_TOKEN = "canary:index:CanaryDeployment"
+# Fields a running release writes; Pulumi must not fight over them (see the module docstring).
+RELEASE_OWNED_ROUTES = ["spec.http"]
+RELEASE_OWNED_REPLICAS = ["spec.replicas"]
+# The order of routing.services(): apex, primary, canary.
+ROLES = ("apex", "primary", "canary")
+
+
+@dataclass
+class CanaryDeploymentArgs:
+    """Flagger's manifests, as dicts (camelCase, straight from YAML) or as validated models."""
+
+    canary: Mapping[str, Any] | Canary
+    """The `Canary` manifest."""
+    deployment: Mapping[str, Any]
+    """The target Deployment manifest; its pod template may hold Pulumi Inputs."""
+    metric_templates: Sequence[Mapping[str, Any] | MetricTemplate] = field(default_factory=list)
+    alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = field(default_factory=list)
+    autoscaler: Mapping[str, Any] | None = None
+    """The HPA named by `autoscalerRef`: the component declares it and `<hpa>-primary`."""
+    gate: GateOptions = field(default_factory=GateOptions)
+    """How `pulumi up` runs the release: credentials, deadline, interval, retries."""
+
+
+class CanaryDeployment(pulumi.ComponentResource):
+    """Primary and canary Deployments, apex/primary/canary Services, DestinationRules and the
+    VirtualService of one workload, named exactly as Flagger names them."""
+
+    release: ReleaseSpec
+    canary_deployment: k8s.apps.v1.Deployment
+    primary_deployment: k8s.apps.v1.Deployment
+    services: list[k8s.core.v1.Service]
+    destination_rules: list[k8s.apiextensions.CustomResource]
+    virtual_service: k8s.apiextensions.CustomResource
+    autoscalers: list[k8s.autoscaling.v2.HorizontalPodAutoscaler]
+    metric_templates: list[k8s.core.v1.ConfigMap]
+    guard: ReleaseGuard
+    rollout: Rollout
+    finaliser: RolloutFinaliser
+
+    def __init__(
+        self, name: str, args: CanaryDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        # Validate before registering anything: bad input declares nothing.
+        release = ReleaseSpec.parse(
+            canary=args.canary,
+            deployment=args.deployment,
+            metric_templates=args.metric_templates,
+            alert_providers=args.alert_providers,
+            autoscaler=args.autoscaler,
+        )
+        super().__init__(TYPE_TOKEN, name, {}, opts)
+        self.release = release
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.metric_templates = [
+            _metric_template(name, release, template, child)
+            for template in release.metric_templates
+        ]
+        inputs = ReleaseInputs(
+            canary=_manifest(args.canary),
+            deployment=args.deployment,
+            metric_templates=[_manifest(template) for template in args.metric_templates],
+            alert_providers=[_manifest(provider) for provider in args.alert_providers],
+            autoscaler=args.autoscaler,
+        )
+        # Before the canary Deployment changes: no traffic left on the canary from before.
+        self.guard = ReleaseGuard(f"{name}-guard", inputs, args.gate, child)
+        self.canary_deployment = _deployment(
+            f"{name}-canary",
+            routing.canary_deployment(release, replicas=0),
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    ignore_changes=RELEASE_OWNED_REPLICAS, depends_on=[self.guard]
+                ),
+            ),
+        )
+        # The gate runs once the canary runs the new template; its output is the template the
+        # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
+        self.rollout = Rollout(
+            f"{name}-rollout",
+            inputs,
+            args.gate,
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.canary_deployment, *self.metric_templates]),
+            ),
+        )
+        replicas = release.primary_replicas
+        at_rest = routing.primary_deployment(
+            release, release.deployment["spec"]["template"], replicas
+        )
+        self.primary_deployment = k8s.apps.v1.Deployment(
+            f"{name}-primary",
+            metadata=at_rest["metadata"],
+            spec=self.rollout.pod_template.apply(
+                lambda template: routing.primary_deployment(release, template, replicas)["spec"]
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    ignore_changes=RELEASE_OWNED_REPLICAS if release.autoscaler else None
+                ),
+            ),
+        )
+        service_opts = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[self.primary_deployment])
+        )
+        self.services = [
+            k8s.core.v1.Service(
+                f"{name}-{role}-service",
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=service_opts,
+            )
+            for role, manifest in zip(ROLES, routing.services(release), strict=True)
+        ]
+        self.destination_rules = [
+            _istio(f"{name}-{role}-destinationrule", rule, child)
+            for role, rule in zip(ROLES[1:], routing.destination_rules(release), strict=True)
+        ]
+        self.virtual_service = _istio(
+            f"{name}-virtualservice",
+            routing.virtual_service(release),
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    ignore_changes=RELEASE_OWNED_ROUTES,
+                    depends_on=[*self.services, *self.destination_rules],
+                ),
+            ),
+        )
+        self.autoscalers = _autoscalers(name, release, child)
+        self.finaliser = RolloutFinaliser(
+            f"{name}-finaliser",
+            inputs,
+            args.gate,
+            promotion=self.rollout.promotion,
+            phase=self.rollout.phase,
+            primary=self.primary_deployment.id,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.virtual_service, *self.autoscalers]),
+            ),
+        )
+        self.register_outputs(
+            {
+                "primary": release.primary,
+                "canary": release.target,
+                "service": release.service,
+                "namespace": release.namespace,
+                "strategy": str(release.spec.analysis.strategy),
+                "revision": self.rollout.revision,
+                "plan": self.rollout.plan,
+            }
+        )
+
+    @classmethod
+    def from_flagger(
+        cls,
+        name: str,
+        *,
+        canary: Mapping[str, Any],
+        deployment: Mapping[str, Any],
+        metric_templates: Sequence[Mapping[str, Any]] = (),
+        alert_providers: Sequence[Mapping[str, Any]] = (),
+        autoscaler: Mapping[str, Any] | None = None,
+        gate: GateOptions | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> CanaryDeployment:
+        """A Flagger user's YAML, unchanged: `yaml.safe_load` each manifest and pass it here."""
+        args = CanaryDeploymentArgs(
+            canary=canary,
+            deployment=deployment,
+            metric_templates=list(metric_templates),
+            alert_providers=list(alert_providers),
+            autoscaler=autoscaler,
+            gate=gate or GateOptions(),
+        )
+        return cls(name, args, opts)
+
+
+def _manifest(value: Mapping[str, Any] | SpecModel) -> Mapping[str, Any]:
+    """A manifest for the gate's inputs: as given, or a model back in its YAML shape with its
+    secrets (the gate keeps them secret in state)."""
+    if not isinstance(value, SpecModel):
+        return value
+    manifest = value.to_manifest(reveal_secrets=True)
+    if isinstance(value, MetricTemplate) and value.credentials is not None:
+        # Excluded from every manifest written to the cluster; the gate needs them.
+        manifest["credentials"] = value.credentials.to_manifest(reveal_secrets=True)
+    return manifest
+
+
+def _deployment(
+    resource_name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apps.v1.Deployment:
+    return k8s.apps.v1.Deployment(
+        resource_name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+    )
+
+
+def _istio(
+    resource_name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )
+
+
+def _autoscalers(
+    name: str, release: ReleaseSpec, opts: pulumi.ResourceOptions
+) -> list[k8s.autoscaling.v2.HorizontalPodAutoscaler]:
+    primary = routing.primary_autoscaler(release)
+    if primary is None or release.autoscaler is None:
+        return []
+    target: dict[str, Any] = {
+        "metadata": {**release.autoscaler.get("metadata", {}), "namespace": release.namespace},
+        "spec": release.autoscaler["spec"],
+    }
+    return [
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-{role}-hpa", metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+        )
+        for role, manifest in (("canary", target), ("primary", primary))
+    ]
+
+
+def _metric_template(
+    name: str, release: ReleaseSpec, template: MetricTemplate, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ConfigMap:
+    """Kept as a ConfigMap, not a Flagger CR: no Flagger CRDs are needed in the cluster, and the
+    queries the gate runs stay reviewable with kubectl. Credentials are never written here."""
+    provider = template.spec.provider
+    data = {"query": template.spec.query, "provider": provider.type}
+    if provider.address:
+        data["address"] = provider.address
+    return k8s.core.v1.ConfigMap(
+        f"{name}-{template.name}-metric-template",
+        metadata={
+            "name": f"{template.name}-metric-template",
+            "namespace": template.metadata.namespace or release.namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "pulumi-canary",
+                "app.kubernetes.io/component": "metric-template",
+            },
+        },
+        data=data,
+        opts=opts,
+    )

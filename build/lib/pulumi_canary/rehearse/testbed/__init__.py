@@ -1,0 +1,167 @@
+"""Local test bed: a Kubernetes API emulator, a mesh simulator, Prometheus, a Pushgateway
+and receivers.
+
+`TestBed` wires them the way a cluster would look to a release: the in-cluster
+addresses of Prometheus, the Pushgateway and the loadtester resolve through the API
+server's service proxy, and the mesh's Istio metrics and the pushed release metrics are
+scraped by a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+try:
+    import kmock  # noqa: F401 (the test bed's emulator; only the `rehearse` extra installs it)
+except ImportError as missing:
+    raise ImportError(
+        "the rehearsal's test bed needs its extra: pip install 'pulumi-canary[rehearse]'"
+    ) from missing
+
+from .kube import KubeApiEmulator, KubeEmulator
+from .mesh import Fault, MeshSimulator, RequestClass
+from .prometheus import PrometheusServer
+from .pushgateway import PushgatewayServer
+from .receivers import AlertReceiver, LoadTester, Received
+
+__all__ = [
+    "AlertReceiver",
+    "Fault",
+    "KubeApiEmulator",
+    "KubeEmulator",
+    "LoadTester",
+    "MeshSimulator",
+    "PrometheusServer",
+    "PushgatewayServer",
+    "Received",
+    "RequestClass",
+    "TestBed",
+]
+
+
+def _service(name: str, namespace: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]},
+    }
+
+
+class TestBed:
+    """Everything a release needs, on loopback; entered in dependency order, left in reverse."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    PUSHGATEWAY_ADDRESS = "http://prometheus-pushgateway.monitoring:9091"
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        faults: Mapping[str, Fault] | None = None,
+        crashloop_images: Iterable[str] = (),
+        request_mix: Iterable[RequestClass] = (RequestClass(),),
+        direct_rps: Mapping[str, float] | None = None,
+        rps: float = 1200.0,
+        scrape_interval: str = "500ms",
+        token: str = "testbed-token",
+    ) -> None:
+        self.namespace = namespace
+        self._dir = Path(tempfile.mkdtemp(prefix="testbed-"))
+        self.kube = KubeEmulator(token=token)
+        self._mesh_args: dict[str, Any] = {
+            "token": token,
+            "rps": rps,
+            "request_mix": tuple(request_mix),
+            "faults": dict(faults or {}),
+            "crashloop_images": tuple(crashloop_images),
+            "direct_rps": dict(direct_rps or {}),
+        }
+        self._scrape_interval = scrape_interval
+        self.loadtester = LoadTester()
+        self.alerts = AlertReceiver()
+        self._mesh: MeshSimulator | None = None
+        self._prometheus: PrometheusServer | None = None
+        self._pushgateway: PushgatewayServer | None = None
+        self._stack = contextlib.ExitStack()
+        self.kubeconfig = self._dir / "kubeconfig"
+
+    @property
+    def mesh(self) -> MeshSimulator:
+        """The running mesh simulator."""
+        if self._mesh is None:
+            raise RuntimeError("the test bed is not running")
+        return self._mesh
+
+    @property
+    def prometheus(self) -> PrometheusServer:
+        """The running Prometheus."""
+        if self._prometheus is None:
+            raise RuntimeError("the test bed is not running")
+        return self._prometheus
+
+    @property
+    def pushgateway(self) -> PushgatewayServer:
+        """The running Pushgateway, in the cluster at `PUSHGATEWAY_ADDRESS`."""
+        if self._pushgateway is None:
+            raise RuntimeError("the test bed is not running")
+        return self._pushgateway
+
+    def __enter__(self) -> TestBed:
+        stack = self._stack
+        try:
+            stack.callback(shutil.rmtree, self._dir, ignore_errors=True)
+            kube = stack.enter_context(self.kube)
+            self._mesh = stack.enter_context(
+                MeshSimulator(kube.url, self.namespace, **self._mesh_args)
+            )
+            self._pushgateway = stack.enter_context(PushgatewayServer())
+            self._prometheus = stack.enter_context(
+                PrometheusServer(
+                    [self._mesh.metrics_target],
+                    scrape_interval=self._scrape_interval,
+                    evaluation_interval=self._scrape_interval,
+                    pushgateways=[self._pushgateway.target],
+                )
+            )
+            stack.enter_context(self.loadtester)
+            stack.enter_context(self.alerts)
+            self._register_cluster_services()
+            kube.write_kubeconfig(self.kubeconfig, namespace=self.namespace)
+        except BaseException:
+            stack.close()
+            raise
+        return self
+
+    def _register_cluster_services(self) -> None:
+        kube = self.kube
+        for namespace in {"istio-system", "monitoring", self.namespace} - {"default"}:
+            kube.apply_object(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
+        kube.apply_object(_service("prometheus", "istio-system", 9090))
+        kube.apply_object(_service("flagger-loadtester", "default", 80))
+        kube.apply_object(_service("prometheus-pushgateway", "monitoring", 9091))
+        kube.register_service_proxy("istio-system", "prometheus", 9090, self.prometheus.url)
+        kube.register_service_proxy(
+            "monitoring", "prometheus-pushgateway", 9091, self.pushgateway.url
+        )
+        kube.register_service_proxy("default", "flagger-loadtester", 80, self.loadtester.url)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+        self._mesh = None
+        self._prometheus = None
+        self._pushgateway = None

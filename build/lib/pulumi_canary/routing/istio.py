@@ -1,0 +1,240 @@
+"""The DestinationRules and VirtualService that Flagger's Istio router generates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..spec import ReleaseSpec
+from ..spec.istio import HTTPMatchRequest, StringMatch
+
+ISTIO_API_VERSION = "networking.istio.io/v1"
+
+
+@dataclass(frozen=True)
+class TrafficState:
+    """Where traffic goes at one moment of a release; the default is the at-rest state.
+
+    `canary_weight` is the canary's share of the weighted route: all traffic for the canary
+    strategy, only the matched segment for A/B. `cookie` is the sticky-session value that
+    session affinity sets on canary responses.
+    """
+
+    canary_weight: int = 0
+    mirror: bool = False
+    cookie: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.canary_weight <= 100:
+            raise ValueError(f"canary weight {self.canary_weight} is outside 0 to 100")
+
+    @property
+    def primary_weight(self) -> int:
+        return 100 - self.canary_weight
+
+
+def destination_rules(release: ReleaseSpec) -> list[dict[str, Any]]:
+    """One rule per workload Service, without subsets, carrying `service.trafficPolicy`."""
+    policy = release.spec.service.traffic_policy
+    rules = []
+    for host in (release.primary_service, release.canary_service):
+        spec: dict[str, Any] = {"host": host}
+        if policy is not None:
+            spec["trafficPolicy"] = policy.to_manifest()
+        rules.append(_istio_object(release, "DestinationRule", host, spec))
+    return rules
+
+
+def virtual_service(release: ReleaseSpec, state: TrafficState | None = None) -> dict[str, Any]:
+    service = release.spec.service
+    spec: dict[str, Any] = {}
+    if not service.delegation:
+        hosts = list(service.hosts)
+        if release.service not in hosts and "*" not in hosts:
+            hosts.append(release.service)
+        spec["hosts"] = hosts
+        spec["gateways"] = list(service.gateways) or ["mesh"]
+    spec["http"] = http_routes(release, state or TrafficState())
+    return _istio_object(release, "VirtualService", release.service, spec)
+
+
+def http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    """The `spec.http` list: the one field of the VirtualService a release rewrites."""
+    service = release.spec.service
+    analysis = release.spec.analysis
+    weighted = _destinations(release, state)
+    if analysis.match:
+        routes = [
+            _route(release, _merge(analysis.match, service.match), weighted, state),
+            _route(release, service.match, [_destination(release, release.primary_service, 100)]),
+        ]
+    elif analysis.session_affinity and state.cookie and state.canary_weight:
+        routes = _sticky_routes(release, state, weighted)
+    else:
+        routes = [_route(release, service.match, weighted, state)]
+    return routes
+
+
+def route_weights(routes: list[dict[str, Any]], release: ReleaseSpec) -> tuple[int, int, bool]:
+    """Reads (primary, canary, mirrored) back from the weighted route, as Flagger's GetRoutes."""
+    canary_host = release.canary_service
+    primary_host = release.primary_service
+    for route in routes:
+        if _is_sticky(route, release):
+            continue  # cookie holders' 0/100 route; the split is in the route after it
+        hosts = {d["destination"]["host"]: d.get("weight", 0) for d in route.get("route", [])}
+        if canary_host in hosts and primary_host in hosts:
+            mirrored = route.get("mirror", {}).get("host") == canary_host
+            return int(hosts[primary_host]), int(hosts[canary_host]), mirrored
+    return 100, 0, False
+
+
+def _is_sticky(route: dict[str, Any], release: ReleaseSpec) -> bool:
+    affinity = release.spec.analysis.session_affinity
+    if affinity is None:
+        return False
+    names = [name for name in (affinity.cookie_name, affinity.primary_cookie_name) if name]
+    cookies = [(m.get("headers") or {}).get("Cookie") or {} for m in route.get("match") or []]
+    return any(
+        re.escape(name) in str(cookie.get("regex", "")) for cookie in cookies for name in names
+    )
+
+
+def _route(
+    release: ReleaseSpec,
+    match: list[HTTPMatchRequest],
+    destinations: list[dict[str, Any]],
+    state: TrafficState | None = None,
+) -> dict[str, Any]:
+    service = release.spec.service
+    route: dict[str, Any] = {}
+    if match:
+        route["match"] = [condition.to_manifest() for condition in match]
+    for key, value in (
+        ("rewrite", service.rewrite),
+        ("retries", service.retries),
+        ("corsPolicy", service.cors_policy),
+        ("headers", service.headers),
+    ):
+        if value is not None:
+            route[key] = value.to_manifest()
+    if service.timeout:
+        route["timeout"] = service.timeout
+    route["route"] = destinations
+    if state is not None and state.mirror:
+        route["mirror"] = {"host": release.canary_service}
+        weight = release.spec.analysis.mirror_weight
+        if weight:
+            route["mirrorPercentage"] = {"value": weight}
+    return route
+
+
+def _destinations(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    """The weighted split; with sticky sessions each side sets the cookie that keeps a user on
+    it (the primary's only when `primaryCookieName` is given)."""
+    primary = _destination(release, release.primary_service, state.primary_weight)
+    canary = _destination(release, release.canary_service, state.canary_weight)
+    affinity = release.spec.analysis.session_affinity
+    if affinity and state.cookie and state.canary_weight:
+        for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
+            cookie = _cookie(name, value, affinity)
+            destination = canary if canary_weight else primary
+            destination["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+    return [primary, canary]
+
+
+def _sticky_routes(
+    release: ReleaseSpec, state: TrafficState, weighted: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Users who got the canary cookie stay on the canary, those who got the primary cookie (if
+    named) on the primary; the rest are split by weight."""
+    affinity = release.spec.analysis.session_affinity
+    assert affinity is not None and state.cookie is not None
+    service = release.spec.service
+    routes = []
+    for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
+        match = HTTPMatchRequest(headers={"Cookie": StringMatch(regex=_cookie_regex(name, value))})
+        destinations = [
+            _destination(release, release.primary_service, 100 - canary_weight),
+            _destination(release, release.canary_service, canary_weight),
+        ]
+        routes.append(_route(release, _merge([match], service.match), destinations))
+    return [*routes, _route(release, service.match, weighted)]
+
+
+def _sticky_cookies(affinity: Any, value: str) -> list[tuple[str, str, int]]:
+    """(name, value, canary weight) of each sticky cookie. The values differ, so one side's
+    cookie never matches the other's route, even when one name contains the other (Flagger's
+    `flagger-cookie` and `primary-flagger-cookie`)."""
+    cookies = [(affinity.cookie_name, value, 100)]
+    if affinity.primary_cookie_name:
+        cookies.append((affinity.primary_cookie_name, f"{value}-primary", 0))
+    return cookies
+
+
+def _cookie_regex(name: str, value: str) -> str:
+    """The whole Cookie header (Istio's RE2 regex matches whole values) holding `name=value`
+    as one of its cookies, not as the tail of another cookie's name or value."""
+    return f"(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?"
+
+
+def _cookie(name: str, value: str, affinity: Any) -> str:
+    parts = [f"{name}={value}", f"Max-Age={affinity.max_age}"]
+    for attribute, setting in (("Domain", affinity.domain), ("Path", affinity.path)):
+        if setting:
+            parts.append(f"{attribute}={setting}")
+    for attribute, flag in (
+        ("HttpOnly", affinity.http_only),
+        ("Secure", affinity.secure),
+        ("Partitioned", affinity.partitioned),
+    ):
+        if flag:
+            parts.append(attribute)
+    if affinity.same_site:
+        parts.append(f"SameSite={affinity.same_site}")
+    return "; ".join(parts)
+
+
+def _destination(release: ReleaseSpec, host: str, weight: int) -> dict[str, Any]:
+    service = release.spec.service
+    destination: dict[str, Any] = {"host": host}
+    gateways = service.gateways or ["mesh"]
+    if service.port_discovery and (gateways[0] != "mesh" or service.delegation):
+        destination["port"] = {"number": service.port}
+    return {"destination": destination, "weight": weight}
+
+
+def _merge(
+    analysis_match: list[HTTPMatchRequest], service_match: list[HTTPMatchRequest]
+) -> list[HTTPMatchRequest]:
+    """Flagger's mergeMatchConditions: each service match narrowed by each analysis condition.
+
+    Flagger replaces the service match's headers and sourceLabels; query parameters are carried
+    too here, and keys of both sides are kept, so an A/B condition never widens a service match.
+    """
+    if not service_match:
+        return list(analysis_match)
+    return [
+        base.model_copy(
+            update={
+                field: {**(getattr(base, field) or {}), **(getattr(condition, field) or {})} or None
+                for field in ("headers", "query_params", "source_labels")
+            }
+        )
+        for condition in analysis_match
+        for base in service_match
+    ]
+
+
+def _istio_object(
+    release: ReleaseSpec, kind: str, name: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": release.namespace}
+    apex = release.spec.service.apex
+    if kind == "VirtualService" and apex is not None:
+        if apex.labels:
+            metadata["labels"] = dict(apex.labels)
+        if apex.annotations:
+            metadata["annotations"] = dict(apex.annotations)
+    return {"apiVersion": ISTIO_API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}

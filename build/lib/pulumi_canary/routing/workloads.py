@@ -1,0 +1,168 @@
+"""The Deployments, Services and HPA Flagger derives from the target (pkg/router/kubernetes*.go)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..spec import ReleaseSpec
+
+
+def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
+    """The user's Deployment, kept under its own name; a release scales it up and back to zero."""
+    manifest: dict[str, Any] = _copy(dict(release.deployment))
+    manifest.setdefault("metadata", {})["namespace"] = release.namespace
+    manifest["metadata"].pop("resourceVersion", None)
+    manifest.pop("status", None)
+    if replicas is None:
+        manifest["spec"].pop("replicas", None)
+    else:
+        manifest["spec"]["replicas"] = replicas
+    return manifest
+
+
+def primary_deployment(
+    release: ReleaseSpec, pod_template: Mapping[str, Any], replicas: int | None
+) -> dict[str, Any]:
+    """`<target>-primary` running the promoted pod template, selected by `<app>-primary`."""
+    source = release.deployment
+    label, primary_value = release.selector_label, f"{release.selector_value}-primary"
+    metadata = source.get("metadata", {})
+    spec: dict[str, Any] = {
+        key: _copy(value)
+        for key, value in source["spec"].items()
+        if key in ("strategy", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit")
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    spec["selector"] = {"matchLabels": {label: primary_value}}
+    template = _copy(dict(pod_template))
+    template_metadata = template.setdefault("metadata", {})
+    template_metadata["labels"] = _relabel(template_metadata.get("labels"), label, primary_value)
+    spec["template"] = template
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            release.primary,
+            release.namespace,
+            _relabel(metadata.get("labels"), label, primary_value),
+            metadata.get("annotations"),
+        ),
+        "spec": spec,
+    }
+
+
+def services(release: ReleaseSpec) -> list[dict[str, Any]]:
+    """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods."""
+    service = release.spec.service
+    value = release.selector_value
+    ports = [_port(service.port_name, service.port, service.target_port or service.port, service)]
+    if service.port_discovery:
+        ports.extend(_discovered_ports(release, {service.port}))
+    custom = {
+        release.service: (service.apex, f"{value}-primary"),
+        release.primary_service: (service.primary, f"{value}-primary"),
+        release.canary_service: (service.canary, value),
+    }
+    manifests = []
+    for name, (extra, selected) in custom.items():
+        spec: dict[str, Any] = {
+            "type": "ClusterIP",
+            "selector": {release.selector_label: selected},
+            "ports": _copy(ports),
+        }
+        if service.headless and name != release.service:
+            spec["clusterIP"] = "None"
+        if service.traffic_distribution:
+            spec["trafficDistribution"] = service.traffic_distribution
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": _metadata(
+                    name,
+                    release.namespace,
+                    (extra.labels if extra else None) or {release.selector_label: name},
+                    extra.annotations if extra else None,
+                ),
+                "spec": spec,
+            }
+        )
+    return manifests
+
+
+def primary_autoscaler(release: ReleaseSpec) -> dict[str, Any] | None:
+    """`<hpa>-primary`: the user's HPA pointed at the primary, as Flagger creates it."""
+    ref = release.spec.autoscaler_ref
+    if ref is None or release.autoscaler is None:
+        return None
+    spec = _copy(dict(release.autoscaler.get("spec", {})))
+    spec["scaleTargetRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": release.primary,
+    }
+    limits = ref.primary_scaler_replicas
+    if limits is not None:
+        if limits.min_replicas is not None:
+            spec["minReplicas"] = limits.min_replicas
+        if limits.max_replicas is not None:
+            spec["maxReplicas"] = limits.max_replicas
+    return {
+        "apiVersion": release.autoscaler.get("apiVersion", "autoscaling/v2"),
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(f"{ref.name}-primary", release.namespace, None, None),
+        "spec": spec,
+    }
+
+
+def _port(name: str, port: int, target: int | str, service: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "port": port, "targetPort": target, "protocol": "TCP"}
+    if service.app_protocol:
+        entry["appProtocol"] = service.app_protocol
+    return entry
+
+
+def _discovered_ports(release: ReleaseSpec, taken: set[int]) -> list[dict[str, Any]]:
+    ports = []
+    for container in release.deployment["spec"]["template"]["spec"].get("containers", []):
+        for port in container.get("ports", []):
+            number = port.get("containerPort")
+            if isinstance(number, int) and number not in taken:
+                taken.add(number)
+                name = port.get("name") or f"tcp-{container['name']}-{number}"
+                ports.append(
+                    {"name": name, "port": number, "targetPort": number, "protocol": "TCP"}
+                )
+    return ports
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of the dicts and lists only: leaves such as Pulumi Outputs (an image from
+    stack config) are shared, since `copy.deepcopy` refuses to copy an Output."""
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _relabel(labels: Mapping[str, str] | None, label: str, value: str) -> dict[str, str]:
+    relabelled = dict(labels or {})
+    relabelled[label] = value
+    return relabelled
+
+
+def _metadata(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str] | None,
+    annotations: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return metadata

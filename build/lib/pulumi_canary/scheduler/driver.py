@@ -1,0 +1,468 @@
+"""Runs one release: the pure engine's decisions carried out through the I/O adapters.
+
+The Pulumi gate and the rehearsal both drive releases through this class, so a rehearsal
+exercises the very code path `pulumi up` runs, against a real Prometheus.
+
+Two rules keep traffic safe whatever happens to the process:
+- the cluster is the truth and the record the intent: every run first compares the live routes
+  and canary replicas with a release at rest and returns them to rest, saying what it found;
+- the record never claims what is not yet true: the intended state is saved before the cluster
+  is changed, the reached state only once the cluster confirmed it, and a verdict (a failed
+  analysis) is never overwritten by a later error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import replace
+
+from ..adapters.alerts import AlertMessage, Severity
+from ..adapters.bundle import Adapters
+from ..adapters.cluster import ClusterError
+from ..adapters.records import RecordPhase, ReleaseConflict, ReleaseRecord
+from ..adapters.webhooks import WebhookResult, phase_for
+from ..analysis import (
+    Check,
+    CheckKind,
+    CheckResult,
+    Decision,
+    Phase,
+    ReleaseState,
+    advance,
+    begin,
+    checks,
+    plan,
+    readiness,
+)
+from ..errors import ReleaseInterrupted, TemporaryError
+from ..routing import TrafficState
+from ..spec import HookType, ReleaseSpec, checksum
+from ..spec.timing import Timing
+from .clock import SYSTEM_CLOCK, Clock
+from .progress import print_progress
+from .report import CheckEntry, ReleaseReport
+
+# How long a clean-up keeps retrying a step that does not hold, at the least.
+CLEANUP_SECONDS = 30.0
+# How long holds (closed gates, unready canaries) wait between looks at most.
+HOLD_POLL_SECONDS = 5.0
+
+
+class CleanupIncomplete(TemporaryError):
+    """Traffic or replicas could not be returned to rest; the message says what is left, and
+    the next run finishes it."""
+
+
+class Scheduler:
+    """Carries out a release tick by tick; `clock` is injectable for replays and tests."""
+
+    def __init__(
+        self,
+        release: ReleaseSpec,
+        adapters: Adapters,
+        *,
+        revision: str,
+        timing: Timing,
+        progress: Callable[[str], None] = print_progress,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.release = release
+        self.io = adapters
+        self.revision = revision
+        self.timing = timing
+        self.plan = plan(release.spec, timing)
+        self.progress = progress
+        self.clock = clock
+        self._cookie = checksum(revision)
+        self._record: ReleaseRecord | None = None
+        self._traffic = TrafficState()
+
+    @property
+    def name(self) -> str:
+        return self.release.name
+
+    # -- the analysis --------------------------------------------------------------------------
+
+    def analyse(self) -> ReleaseReport:
+        """Runs until the canary is verified (Promoting) or rolled back (Failed)."""
+        return self.drive(self.run())
+
+    def drive(self, waits: Generator[float, None, ReleaseReport]) -> ReleaseReport:
+        """Sleeps through a generator's waits on this scheduler's clock; an interruption of a
+        sleep is thrown into the generator, which returns traffic to the primary and re-raises."""
+        try:
+            delay = next(waits)
+            while True:
+                try:
+                    self.clock.sleep(delay)
+                except ReleaseInterrupted as interrupted:
+                    delay = waits.throw(interrupted)
+                else:
+                    delay = next(waits)
+        except StopIteration as finished:
+            report: ReleaseReport = finished.value
+            return report
+
+    def run(self) -> Generator[float, None, ReleaseReport]:
+        """The analysis as a generator of waits (seconds), so that one thread can drive many
+        releases; `analyse` drives it alone."""
+        started = self.clock.now()
+        report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
+        self._record = self.io.records.claim(self.timing.stale_after_seconds)
+        self._start_from_rest()
+        try:
+            state = yield from self._ticks(report, started + self.plan.deadline_seconds)
+        except ReleaseConflict:
+            raise  # another run holds the release now: its traffic is not ours to move
+        except Exception as error:
+            self._abandon(error)
+            raise
+        report.outcome = "promoted" if state.phase is Phase.PROMOTING else "rolled_back"
+        report.failed_checks = state.failed_checks
+        report.iterations = state.iterations
+        report.reason = state.reason if state.phase is Phase.FAILED else None
+        report.duration_s = round(self.clock.now() - started, 3)
+        return report
+
+    def _ticks(
+        self, report: ReleaseReport, deadline: float
+    ) -> Generator[float, None, ReleaseState]:
+        decision = begin(self.plan)
+        scaled_at = self.clock.now()
+        while True:
+            if decision.scale_canary_up:
+                scaled_at = self.clock.now()
+                self._scale_canary_up()
+            state = self._carry_out(decision, report)
+            if state.done:
+                return state
+            if state.phase is not Phase.WAITING and state.step >= 0:
+                yield self.plan.interval_seconds
+            elif state.held_since is not None:
+                yield min(self.plan.interval_seconds, HOLD_POLL_SECONDS)
+            results = self._run_checks(state, scaled_at, report)
+            decision = advance(self.plan, state, results, self.clock.now(), deadline)
+
+    # -- rest: before, after and instead of an analysis ------------------------------------------
+
+    def settle(self, context: str) -> bool:
+        """Returns the cluster to rest if an earlier release left anything on the canary.
+
+        Run before the canary Deployment takes a new template (the guard) and before a known
+        failure fails fast: failing fast means "do not analyse again", never "leave it as it is".
+        A verdict in the record is kept; anything else in flight becomes Interrupted. Returns
+        whether anything had to move. ReleaseConflict if another run is driving the release.
+        """
+        self._record = self.io.records.claim(self.timing.stale_after_seconds)
+        record = self._record
+        routes = self.io.cluster.read_routes()
+        replicas = self.io.cluster.replicas(self.release.target, missing_ok=True)
+        unsettled = record is not None and (record.in_flight or not record.settled)
+        if routes.at_rest and replicas == 0 and not unsettled:
+            return False
+        self._traffic = TrafficState(routes.canary, routes.mirrored)
+        self.progress(
+            f"{self.name}: found canary weight {routes.canary}"
+            f"{' mirrored' if routes.mirrored else ''} and {replicas} canary replicas"
+            f"{self._record_note(record)}; returning them to rest {context}"
+        )
+        if record is not None and record.phase is RecordPhase.FAILED:
+            self._save(replace(record, weight=routes.canary, settled=False))
+        else:
+            reason = f"ended at canary weight {routes.canary} {context}"
+            self._save(self._intent(RecordPhase.INTERRUPTED, reason=reason))
+        self._to_rest()
+        self.progress(f"{self.name}: all traffic on the primary and the canary at zero {context}")
+        return True
+
+    def _start_from_rest(self) -> None:
+        """The analysis starts from primary 100%: an interrupted release's checks ran against
+        traffic and a canary that are gone, so it restarts instead of resuming. The intent is
+        saved first, which also takes the record over from the dead run."""
+        record = self._record
+        live = self.io.cluster.read_routes()
+        self._traffic = TrafficState(live.canary, live.mirrored)
+        if record is not None and record.in_flight:
+            self.progress(
+                f"{self.name}: an interrupted release was found at canary weight "
+                f"{live.canary}; routing all traffic to the primary and starting over"
+            )
+        self._save(self._intent(RecordPhase.PROGRESSING, step=-1, failed_checks=0, iterations=0))
+        self._route(TrafficState())
+        self._save_reached(weight=0)
+
+    def _abandon(self, error: Exception) -> None:
+        """An error or an interruption stopped the analysis: back to rest as far as the cluster
+        lets us. The record says so first (Interrupted, so the next run analyses again), unless
+        the canary had already failed: that verdict stays."""
+        record = self._record
+        if record is not None and record.phase is RecordPhase.FAILED:
+            intent = replace(record, weight=self._traffic.canary_weight, settled=False)
+        elif isinstance(error, ReleaseInterrupted):
+            intent = self._intent(RecordPhase.INTERRUPTED, reason=f"interrupted: {error}")
+        else:
+            intent = self._intent(RecordPhase.INTERRUPTED, reason=f"stopped by an error: {error}")
+        try:
+            self._save(intent)
+        except ReleaseConflict:
+            return  # another run owns the release: its traffic is not ours to move
+        except Exception as save_error:  # traffic first: move it even if the record cannot say so
+            self.progress(f"{self.name}: could not record the interruption: {save_error}")
+        try:
+            self._to_rest()
+        except CleanupIncomplete as incomplete:
+            self.progress(f"{self.name}: {incomplete}")
+        if isinstance(error, ReleaseInterrupted):
+            self.progress(
+                f"{self.name}: interrupted ({error}): all traffic is on the primary; "
+                "the next pulumi up starts the release over"
+            )
+
+    def _to_rest(self) -> None:
+        """All traffic to the primary, confirmed, and only then the canary to zero, confirmed:
+        a canary scaled down while it still has traffic answers that traffic with 503s."""
+        deadline = self.clock.now() + max(CLEANUP_SECONDS, 3 * self.plan.interval_seconds)
+
+        def routes_at_rest() -> bool:
+            self._route(TrafficState())
+            return True
+
+        self._until("route all traffic to the primary", routes_at_rest, deadline)
+        self._save_reached(weight=0)
+
+        def canary_at_zero() -> bool:
+            if self.io.cluster.replicas(self.release.target, missing_ok=True) == 0:
+                return True  # also when the canary Deployment does not exist (yet)
+            self.io.cluster.scale(self.release.target, 0)
+            return self.io.cluster.replicas(self.release.target, missing_ok=True) == 0
+
+        self._until(f"scale {self._target_name()} to zero", canary_at_zero, deadline)
+        self._save_reached(settled=True)
+
+    def _until(self, what: str, attempt: Callable[[], bool], deadline: float) -> None:
+        """Retries a clean-up step until it holds; past `deadline`, says what is left."""
+        delay = 0.5
+        while True:
+            try:
+                if attempt():
+                    return
+                problem = "the cluster did not confirm it"
+            except ClusterError as error:
+                problem = str(error)
+            if self.clock.now() + delay > deadline:
+                raise CleanupIncomplete(
+                    f"{self.name}: could not {what} ({problem}); left: {self._what_is_left()}; "
+                    "the next pulumi up finishes the clean-up"
+                )
+            self.clock.sleep(delay, interruptible=False)
+            delay = min(delay * 2, HOLD_POLL_SECONDS)
+
+    def finalise(self) -> None:
+        """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert."""
+        self._record = self.io.records.load()
+        routes = self.io.cluster.read_routes()
+        self._traffic = TrafficState(routes.canary, routes.mirrored)
+        self._save(self._intent(RecordPhase.PROMOTING, weight=routes.canary))
+        for index, weight in enumerate(self.plan.finalising_weights(self._traffic.canary_weight)):
+            if index:
+                self.clock.sleep(self.plan.interval_seconds, interruptible=False)
+            self._route(TrafficState(canary_weight=weight))
+            self._save_reached(weight=weight)
+            self.progress(f"{self.name}: primary weight {100 - weight}")
+        self._to_rest()
+        self._save(self._intent(RecordPhase.SUCCEEDED, settled=True))
+        self._run_hooks(HookType.POST_ROLLOUT, str(Phase.SUCCEEDED))
+        self._alert("info", "Promotion completed! Scaling down " + self._target_name())
+
+    # -- one decision ---------------------------------------------------------------------------
+
+    def _carry_out(self, decision: Decision, report: ReleaseReport) -> ReleaseState:
+        state = decision.state
+        # The intent first: its write fails if another run took the release over, and then
+        # this run must not move that run's traffic.
+        self._save(
+            self._intent(
+                RecordPhase(str(state.phase)),
+                step=state.step,
+                failed_checks=state.failed_checks,
+                iterations=state.iterations,
+                reason=state.reason,
+            )
+        )
+        if state.phase is Phase.FAILED:
+            try:
+                self._to_rest()
+            except CleanupIncomplete as incomplete:  # the verdict stands; the next run finishes
+                report.cleanup = str(incomplete)
+                self.progress(report.cleanup)
+        elif decision.traffic is not None:
+            self._route(decision.traffic)
+            self._save_reached(weight=decision.traffic.canary_weight)
+        for event in decision.events:
+            self.progress(f"{self.name}: {event.message}")
+            if event.severity != "info" or state.phase is not Phase.WAITING:
+                self._alert(event.severity, event.message)
+        for hook_type in decision.hooks:
+            self._run_hooks(hook_type, str(state.phase))
+        if state.step >= 0 and state.applied_weights != tuple(report.canary_weights):
+            report.canary_weights = list(state.applied_weights)
+        return state
+
+    def _run_checks(
+        self, state: ReleaseState, scaled_at: float, report: ReleaseReport
+    ) -> list[CheckResult]:
+        """Runs the tick's checks in order, stopping at the first that blocks the analysis."""
+        results = []
+        for check in checks(self.plan, state):
+            result = self._check(check, scaled_at)
+            results.append(result)
+            if check.kind is CheckKind.METRICS:
+                report.checks.append(
+                    CheckEntry(
+                        self._traffic.canary_weight, state.iterations, result.metrics, result.passed
+                    )
+                )
+                self.progress(self._metrics_line(result))
+            if result.blocks:
+                break
+        return results
+
+    def _check(self, check: Check, scaled_at: float) -> CheckResult:
+        if check.kind is CheckKind.READINESS:
+            ready = readiness(
+                self.io.cluster.workload_status(self.release.target),
+                self.release.spec.analysis.canary_ready_threshold,
+                since=scaled_at,
+                now=self.clock.now(),
+                deadline_seconds=self.plan.progress_deadline_seconds,
+            )
+            pending = not ready.ready and not ready.failed
+            return CheckResult(check, ready.ready, ready.message, pending=pending)
+        if check.kind is CheckKind.METRICS:
+            return self._check_metrics(check)
+        assert check.hook_type is not None
+        if not self.plan.has_hooks(check.hook_type):
+            # No rollback hook means nobody asked for a rollback; other checks pass when empty.
+            return CheckResult(check, passed=check.hook_type is not HookType.ROLLBACK)
+        outcomes = self._call_hooks(check.hook_type, str(Phase.PROGRESSING), stop_at_failure=True)
+        last = outcomes[-1]
+        passed = all(outcome.passed for outcome in outcomes)
+        reason = f"{last.name}: " + (last.reason or f"answered {last.status}")
+        return CheckResult(check, passed, reason)
+
+    def _check_metrics(self, check: Check) -> CheckResult:
+        results = [
+            self.io.metrics.evaluate(query) for query in self.release.metric_queries(self.timing)
+        ]
+        failed = [result for result in results if not result.passed]
+        reason = "; ".join(result.reason or result.name for result in failed) or None
+        metrics = {result.name: result.value for result in results}
+        return CheckResult(check, not failed, reason, metrics=metrics)
+
+    # -- side effects ---------------------------------------------------------------------------
+
+    def _scale_canary_up(self) -> None:
+        replicas = max(self.io.cluster.replicas(self.release.primary), 1)
+        self.progress(f"{self.name}: scaling {self._target_name()} to {replicas} replicas")
+        self.io.cluster.scale(self.release.target, replicas)
+
+    def _route(self, state: TrafficState) -> None:
+        """Writes the routes and confirms them by reading them back."""
+        if self.release.spec.analysis.session_affinity and state.canary_weight:
+            state = TrafficState(state.canary_weight, state.mirror, cookie=self._cookie)
+        self.io.cluster.set_routes(state)
+        live = self.io.cluster.read_routes()
+        if (live.canary, live.mirrored) != (state.canary_weight, state.mirror):
+            raise ClusterError(
+                "confirm",
+                "VirtualService",
+                self.release.namespace,
+                self.release.service,
+                f"routes read back as canary {live.canary}, not {state.canary_weight}",
+            )
+        self._traffic = state
+
+    def _call_hooks(
+        self, hook_type: HookType, phase: str, *, stop_at_failure: bool
+    ) -> list[WebhookResult]:
+        outcomes = []
+        for hook in self.release.spec.analysis.hooks(hook_type):
+            outcome = self.io.hooks.call(hook, phase_for(hook_type, phase))
+            outcomes.append(outcome)
+            if not outcome.passed and stop_at_failure:
+                break
+        return outcomes
+
+    def _run_hooks(self, hook_type: HookType, phase: str) -> None:
+        for outcome in self._call_hooks(hook_type, phase, stop_at_failure=False):
+            if not outcome.passed:
+                self.progress(f"{self.name}: {hook_type} hook {outcome.name}: {outcome.reason}")
+
+    def _alert(self, severity: Severity, text: str) -> None:
+        analysis = self.release.spec.analysis
+        fields = {
+            "Target": self._target_name(),
+            "Failed checks threshold": str(analysis.effective_threshold),
+            "Progress deadline": f"{self.release.spec.progress_deadline_seconds}s",
+            "Traffic routing": self.plan.describe(),
+        }
+        message = AlertMessage(self.name, self.release.namespace, text, severity, fields)
+        for warning in self.io.alerts.notify(message):
+            self.progress(f"{self.name}: alert not delivered: {warning}")
+
+    # -- the record -----------------------------------------------------------------------------
+
+    def _intent(self, phase: RecordPhase, **fields: object) -> ReleaseRecord:
+        """The record this run is about to make true: the last one of this revision (or a new
+        one carrying the cumulative metrics), moved to `phase`, at the weight last confirmed."""
+        last = self._record
+        if last is None or last.revision != self.revision:
+            last = ReleaseRecord(self.revision, phase, metrics=last.metrics if last else {})
+        confirmed = {"weight": self._traffic.canary_weight, "settled": False}
+        return replace(last, phase=phase, **{**confirmed, **fields})  # type: ignore[arg-type]
+
+    def _save(self, record: ReleaseRecord) -> None:
+        self._record = self.io.records.save(record)
+
+    def _save_reached(self, **reached: object) -> None:
+        """What the cluster confirmed, on top of the intent saved before."""
+        assert self._record is not None
+        changed = {
+            key: value for key, value in reached.items() if getattr(self._record, key) != value
+        }
+        if changed:
+            self._save(replace(self._record, **changed))  # type: ignore[arg-type]
+
+    def _record_note(self, record: ReleaseRecord | None) -> str:
+        if record is None:
+            return ""
+        owner = f", owner {record.owner}" if record.owner else ""
+        return f" (record: {record.phase} at weight {record.weight}{owner})"
+
+    # -- lines ----------------------------------------------------------------------------------
+
+    def _metrics_line(self, result: CheckResult) -> str:
+        parts = []
+        for query in self.release.metric_queries(self.timing):
+            value = result.metrics.get(query.metric.name)
+            bounds = query.metric.bounds
+            shown = "no data" if value is None else f"{value:.4g}"
+            parts.append(f"{query.metric.name} {shown} ({bounds.describe() if bounds else 'any'})")
+        verdict = "pass" if result.passed else "FAIL"
+        weight = self._traffic.canary_weight
+        return f"{self.name}: weight {weight}%: {', '.join(parts)} -> {verdict}"
+
+    def _target_name(self) -> str:
+        return f"Deployment/{self.release.target}.{self.release.namespace}"
+
+    def _what_is_left(self) -> str:
+        """The canary's weight and replicas as far as the cluster still answers."""
+        try:
+            weight: object = self.io.cluster.read_routes().canary
+        except ClusterError:
+            weight = "unknown"
+        try:
+            replicas: object = self.io.cluster.replicas(self.release.target, missing_ok=True)
+        except ClusterError:
+            replicas = "unknown"
+        return f"canary weight {weight}, {replicas} canary replicas"

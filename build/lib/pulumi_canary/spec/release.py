@@ -1,0 +1,346 @@
+"""Everything one release needs, cross-checked: the Canary, its Deployment, templates and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
+from .errors import Problem, SpecError
+from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
+from .templates import AlertProvider, MetricTemplate
+from .timing import Timing
+
+# Flagger's -selector-labels default, in its order of preference.
+SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
+DEFAULT_NAMESPACE = "default"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """A metric with its query rendered for this release; the template supplies address and auth."""
+
+    metric: Metric
+    query: str
+    template: MetricTemplate | None
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """The validated input of the component, the gate and the rehearsal alike."""
+
+    canary: Canary
+    deployment: Mapping[str, Any]
+    metric_templates: tuple[MetricTemplate, ...] = ()
+    alert_providers: tuple[AlertProvider, ...] = ()
+    autoscaler: Mapping[str, Any] | None = None
+    selector_label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        problems = [
+            *self._strategy_problems(),
+            *self._deployment_problems(),
+            *self._autoscaler_problems(),
+            *self._reference_problems(),
+        ]
+        if problems:
+            raise SpecError(problems)
+        object.__setattr__(self, "selector_label", self._find_selector_label())
+        self._check_queries()
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        canary: Mapping[str, Any] | Canary,
+        deployment: Mapping[str, Any],
+        metric_templates: Sequence[Mapping[str, Any] | MetricTemplate] = (),
+        alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = (),
+        autoscaler: Mapping[str, Any] | None = None,
+    ) -> ReleaseSpec:
+        """Builds from Flagger-shaped manifests (camelCase) or already-built models."""
+        return cls(
+            canary=_model(Canary, canary, "Canary"),
+            deployment=deployment,
+            metric_templates=tuple(
+                _model(MetricTemplate, item, f"MetricTemplate[{index}]")
+                for index, item in enumerate(metric_templates)
+            ),
+            alert_providers=tuple(
+                _model(AlertProvider, item, f"AlertProvider[{index}]")
+                for index, item in enumerate(alert_providers)
+            ),
+            autoscaler=autoscaler,
+        )
+
+    # Names, exactly as Flagger spells them, so DNS and dashboards keep working.
+    @property
+    def spec(self) -> CanarySpec:
+        return self.canary.spec
+
+    @property
+    def name(self) -> str:
+        return self.canary.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.canary.metadata.namespace or _namespace_of(self.deployment) or DEFAULT_NAMESPACE
+
+    @property
+    def target(self) -> str:
+        return self.spec.target_ref.name
+
+    @property
+    def primary(self) -> str:
+        return f"{self.target}-primary"
+
+    @property
+    def service(self) -> str:
+        return self.spec.service_name
+
+    @property
+    def primary_service(self) -> str:
+        return f"{self.service}-primary"
+
+    @property
+    def canary_service(self) -> str:
+        return f"{self.service}-canary"
+
+    @property
+    def selector_value(self) -> str:
+        return str(self.deployment["spec"]["selector"]["matchLabels"][self.selector_label])
+
+    def template_for(self, metric: Metric) -> MetricTemplate | None:
+        if metric.template_ref is None:
+            return None
+        namespace = metric.template_ref.namespace or self.namespace
+        for template in self.metric_templates:
+            if template.name == metric.template_ref.name and (
+                (template.metadata.namespace or self.namespace) == namespace
+            ):
+                return template
+        return None
+
+    def alert_provider(self, name: str, namespace: str | None) -> AlertProvider | None:
+        wanted = namespace or self.namespace
+        for provider in self.alert_providers:
+            if provider.name == name and (provider.metadata.namespace or self.namespace) == wanted:
+                return provider
+        return None
+
+    @property
+    def primary_replicas(self) -> int | None:
+        """The primary's replicas: the target's, but at least 1 as Flagger creates it; None when
+        an autoscaler owns them."""
+        if self.autoscaler is not None:
+            return None
+        replicas = self.deployment["spec"].get("replicas")
+        return replicas if isinstance(replicas, int) and replicas > 0 else 1
+
+    @property
+    def notes(self) -> list[str]:
+        """What the preview should say about valid input that may not do what it seems to."""
+        notes = []
+        for index, metric in enumerate(self.spec.analysis.metrics):
+            if metric.bounds is None:
+                notes.append(
+                    f"spec.analysis.metrics[{index}] {metric.name!r} has no thresholdRange: "
+                    "it only fails when the query returns no data"
+                )
+        for index, weight in enumerate(self.spec.analysis.step_weights or []):
+            if weight > 100:
+                notes.append(
+                    f"spec.analysis.stepWeights[{index}] is {weight}: read as 100, as Flagger does"
+                )
+        if self.deployment["spec"].get("replicas") == 0 and self.autoscaler is None:
+            notes.append(
+                "deployment.spec.replicas is 0: as with Flagger, the primary runs 1 replica "
+                "and the canary is scaled to 1 for its analysis"
+            )
+        return notes
+
+    def metric_queries(self, timing: Timing | None = None) -> list[MetricQuery]:
+        """Built-in metrics first, then the rest, in Flagger's order; each query's window is
+        the metric's interval unless the timing overrides it."""
+        ordered = sorted(self.spec.analysis.metrics, key=lambda m: m.name not in BUILTIN_METRICS)
+        return [
+            self._query(metric, timing.window(metric) if timing else metric.interval)
+            for metric in ordered
+        ]
+
+    def _query(self, metric: Metric, window: str) -> MetricQuery:
+        template = self.template_for(metric)
+        if metric.name in BUILTIN_METRICS and template is None and not metric.query:
+            text = BUILTIN_QUERIES[metric.name]
+        else:
+            text = template.spec.query if template else metric.query or ""
+        context = QueryContext(
+            name=self.name,
+            namespace=self.namespace,
+            target=self.target,
+            service=self.service,
+            interval=window,
+            variables=metric.template_variables or {},
+        )
+        return MetricQuery(metric, render(text, context), template)
+
+    def _check_queries(self) -> None:
+        problems = []
+        for index, metric in enumerate(self.spec.analysis.metrics):
+            path = f"spec.analysis.metrics[{index}]"
+            try:
+                check_syntax(self._query(metric, metric.interval).query)
+            except (KeyError, ValueError) as error:
+                reason = error.args[0] if error.args else str(error)
+                problems.append(Problem(path, f"metric {metric.name!r}: {reason}"))
+        if problems:
+            raise SpecError(problems)
+
+    def _strategy_problems(self) -> list[Problem]:
+        found = self.spec.analysis.strategy_problems(skip_analysis=self.spec.skip_analysis)
+        return [
+            Problem(
+                f"spec.analysis.{field}" if field else "spec.analysis",
+                message,
+                value,
+                value is not None,
+            )
+            for field, message, value in found
+        ]
+
+    def _deployment_problems(self) -> list[Problem]:
+        deployment = self.deployment
+        problems = []
+        if deployment.get("kind") != "Deployment" or deployment.get("apiVersion") != "apps/v1":
+            found = f"{deployment.get('apiVersion')}/{deployment.get('kind')}"
+            problems.append(Problem("deployment", "must be an apps/v1 Deployment", found, True))
+            return problems
+        name = (deployment.get("metadata") or {}).get("name")
+        if name != self.target:
+            problems.append(
+                Problem(
+                    "deployment.metadata.name",
+                    f"must equal the Canary's spec.targetRef.name {self.target!r}",
+                    name,
+                    True,
+                )
+            )
+        namespace = _namespace_of(deployment)
+        if self.canary.metadata.namespace and namespace and namespace != self.namespace:
+            problems.append(
+                Problem(
+                    "deployment.metadata.namespace",
+                    f"must equal the Canary's namespace {self.namespace!r}",
+                    namespace,
+                    True,
+                )
+            )
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not any(label in labels for label in SELECTOR_LABELS):
+            problems.append(
+                Problem(
+                    "deployment.spec.selector.matchLabels",
+                    f"needs one of the labels {', '.join(SELECTOR_LABELS)} (Flagger's selector)",
+                    labels,
+                    True,
+                )
+            )
+        template = (deployment.get("spec") or {}).get("template")
+        if not isinstance(template, Mapping) or not (template.get("spec") or {}).get("containers"):
+            problems.append(
+                Problem("deployment.spec.template.spec.containers", "at least one container")
+            )
+            return problems
+        template_labels = (template.get("metadata") or {}).get("labels") or {}
+        if any(template_labels.get(key) != value for key, value in labels.items()):
+            problems.append(
+                Problem(
+                    "deployment.spec.selector.matchLabels",
+                    "must match the pod template's labels (spec.template.metadata.labels "
+                    f"{dict(template_labels)!r}), or the Deployment selects none of its pods",
+                    labels,
+                    True,
+                )
+            )
+        replicas = (deployment.get("spec") or {}).get("replicas")
+        if replicas is not None and (
+            isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0
+        ):
+            problems.append(
+                Problem("deployment.spec.replicas", "must be a whole number >= 0", replicas, True)
+            )
+        return problems
+
+    def _autoscaler_problems(self) -> list[Problem]:
+        ref = self.spec.autoscaler_ref
+        if ref is None:
+            return []
+        if self.autoscaler is None:
+            return [
+                Problem(
+                    "spec.autoscalerRef",
+                    f"names HPA {ref.name!r}: pass its manifest as `autoscaler`",
+                )
+            ]
+        name = (self.autoscaler.get("metadata") or {}).get("name")
+        if name != ref.name:
+            return [
+                Problem(
+                    "autoscaler.metadata.name",
+                    f"must equal autoscalerRef.name {ref.name!r}",
+                    name,
+                    True,
+                )
+            ]
+        return []
+
+    def _reference_problems(self) -> list[Problem]:
+        problems = []
+        analysis = self.spec.analysis
+        for index, metric in enumerate(analysis.metrics):
+            if metric.template_ref and self.template_for(metric) is None:
+                known = ", ".join(t.name for t in self.metric_templates) or "none were passed in"
+                problems.append(
+                    Problem(
+                        f"spec.analysis.metrics[{index}].templateRef.name",
+                        f"no MetricTemplate of that name (known: {known})",
+                        metric.template_ref.name,
+                        True,
+                    )
+                )
+        for index, alert in enumerate(analysis.alerts):
+            ref = alert.provider_ref
+            if self.alert_provider(ref.name, ref.namespace) is None:
+                known = ", ".join(p.name for p in self.alert_providers) or "none were passed in"
+                problems.append(
+                    Problem(
+                        f"spec.analysis.alerts[{index}].providerRef.name",
+                        f"no AlertProvider of that name (known: {known})",
+                        ref.name,
+                        True,
+                    )
+                )
+        return problems
+
+    def _find_selector_label(self) -> str:
+        labels = self.deployment["spec"]["selector"]["matchLabels"]
+        return next(label for label in SELECTOR_LABELS if label in labels)
+
+
+def _namespace_of(manifest: Mapping[str, Any]) -> str | None:
+    namespace = (manifest.get("metadata") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _model(model: type[M], value: Mapping[str, Any] | M, source: str) -> M:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        raise SpecError.from_validation(error, source=source) from None
