@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..spec import ReleaseSpec, checksum
 from .alerts import Notifier
@@ -12,6 +12,7 @@ from .kube import Connections
 from .ports import AlertsPort, ClusterPort, HooksPort, MetricsPort
 from .prometheus import PrometheusClient
 from .records import RecordStore
+from .retry import RetryCounter
 from .webhooks import WebhookCaller
 
 
@@ -24,6 +25,8 @@ class Adapters:
     metrics: MetricsPort
     hooks: HooksPort
     alerts: AlertsPort
+    retries: RetryCounter = field(default_factory=RetryCounter)
+    """Retries the adapters made since the scheduler last looked, for its progress lines."""
 
     @classmethod
     def connect(
@@ -35,7 +38,8 @@ class Adapters:
         now: Callable[[], float],
     ) -> Adapters:
         """The real adapters of one release; `connections` owns (and closes) every client."""
-        cluster = Cluster(connections, release)
+        retries = RetryCounter()
+        cluster = Cluster(connections, release, retries=retries)
         endpoints = connections.endpoints(release.namespace)
         return cls(
             cluster=cluster,

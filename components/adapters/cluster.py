@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import json
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import httpx
@@ -28,6 +28,14 @@ from ..errors import TemporaryError
 from ..routing import ISTIO_API_VERSION, TrafficState, http_routes, route_weights
 from ..spec import ReleaseSpec
 from .kube import Connections
+from .retry import (
+    TRANSIENT_STATUS,
+    Backoff,
+    RetryCounter,
+    retry_after,
+    retrying,
+    transport_transient,
+)
 
 VirtualService = create_namespaced_resource(
     "networking.istio.io", "v1", "VirtualService", "virtualservices"
@@ -35,6 +43,9 @@ VirtualService = create_namespaced_resource(
 
 MANAGED_BY = "pulumi-canary"
 
+# How long one API call keeps retrying transient failures.
+API_BACKOFF = Backoff(budget=30.0)
+UNREACHABLE_BACKOFF = Backoff(budget=3.0)
 # A read-modify-write that keeps losing to other writers is a controller fight, not bad luck.
 _CONFLICT_RETRIES = 5
 
@@ -89,14 +100,28 @@ class StoredMap(NamedTuple):
 
 
 class Cluster:
-    """The cluster as one release sees it, over clients shared with other releases."""
+    """The cluster as one release sees it, over clients shared with other releases.
+
+    Every call is retried while the API answers 429 or 5xx, times out or drops the connection
+    (`retry.Backoff`), and counted in `retries`; a write whose answer was lost is confirmed by
+    reading it back.
+    """
 
     def __init__(
-        self, connections: Connections, release: ReleaseSpec, field_manager: str = MANAGED_BY
+        self,
+        connections: Connections,
+        release: ReleaseSpec,
+        *,
+        field_manager: str = MANAGED_BY,
+        backoff: Backoff = API_BACKOFF,
+        retries: RetryCounter | None = None,
     ) -> None:
         self.connections = connections
         self.release = release
         self.field_manager = field_manager
+        self.backoff = backoff
+        self.retries = retries or RetryCounter()
+        self._unreachable = False
 
     @property
     def client(self) -> lightkube.Client:
@@ -111,19 +136,27 @@ class Cluster:
     def set_routes(self, state: TrafficState) -> None:
         """Applies `spec.http` only, so Pulumi's field manager keeps hosts, gateways, metadata.
 
-        The VirtualService must exist: an apply would otherwise create one without hosts.
+        The VirtualService must exist: an apply would otherwise create one without hosts. The
+        apply is idempotent, so a retry after a lost answer is safe.
         """
         name = self.release.service
-        with self._api("get", "VirtualService", name):
-            self.client.get(VirtualService, name, namespace=self.namespace)
+        self._call(
+            "get",
+            "VirtualService",
+            name,
+            lambda: self.client.get(VirtualService, name, namespace=self.namespace),
+        )
         body = {
             "apiVersion": ISTIO_API_VERSION,
             "kind": "VirtualService",
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"http": http_routes(self.release, state)},
         }
-        with self._api("apply", "VirtualService", name):
-            self.client.patch(
+        self._call(
+            "apply",
+            "VirtualService",
+            name,
+            lambda: self.client.patch(
                 VirtualService,
                 name,
                 body,
@@ -131,15 +164,19 @@ class Cluster:
                 patch_type=PatchType.APPLY,
                 field_manager=self.field_manager,
                 force=True,
-            )
+            ),
+        )
 
     def read_routes(self) -> Routes:
         """The live split; a missing VirtualService is at rest."""
-        service = None
-        with self._api("get", "VirtualService", self.release.service, missing_ok=True):
-            service = self.client.get(
-                VirtualService, self.release.service, namespace=self.namespace
-            )
+        name = self.release.service
+        service = self._call(
+            "get",
+            "VirtualService",
+            name,
+            lambda: self.client.get(VirtualService, name, namespace=self.namespace),
+            missing_ok=True,
+        )
         if service is None:
             return Routes(100, 0, False)
         return Routes(*route_weights((service.spec or {}).get("http") or [], self.release))
@@ -147,25 +184,31 @@ class Cluster:
     # -- workloads ----------------------------------------------------------------------------
 
     def scale(self, name: str, replicas: int) -> None:
-        """A merge patch of `spec.replicas`, as Flagger scales canaries."""
-        with self._api("patch", "Deployment", name):
-            self.client.patch(
+        """A merge patch of `spec.replicas`, as Flagger scales canaries (idempotent)."""
+        self._call(
+            "patch",
+            "Deployment",
+            name,
+            lambda: self.client.patch(
                 Deployment,
                 name,
                 {"spec": {"replicas": replicas}},
                 namespace=self.namespace,
                 patch_type=PatchType.MERGE,
                 field_manager=self.field_manager,
-            )
+            ),
+        )
 
     def replicas(self, name: str, *, missing_ok: bool = False) -> int:
         """`spec.replicas`; with `missing_ok`, 0 for a Deployment that does not exist."""
-        if missing_ok:
-            deployment = None
-            with self._api("get", "Deployment", name, missing_ok=True):
-                deployment = self.client.get(Deployment, name, namespace=self.namespace)
-            return 0 if deployment is None else _wanted_replicas(deployment)
-        return _wanted_replicas(self._deployment(name))
+        deployment = self._call(
+            "get",
+            "Deployment",
+            name,
+            lambda: self.client.get(Deployment, name, namespace=self.namespace),
+            missing_ok=missing_ok,
+        )
+        return 0 if deployment is None else _wanted_replicas(deployment)
 
     def workload_status(self, name: str) -> WorkloadStatus:
         """What the deployment controller reports; `analysis.readiness` judges it."""
@@ -193,7 +236,8 @@ class Cluster:
 
         The patch nulls the keys the new template drops, which is only right against the
         version it was computed from: the resourceVersion precondition makes a concurrent
-        write answer 409, and the diff is then recomputed.
+        write (or our own, whose answer was lost) answer 409, and the diff is then recomputed
+        from a fresh read, which is empty when the template is already there.
         """
 
         def attempt() -> None:
@@ -202,28 +246,42 @@ class Cluster:
             if not diff:
                 return
             version = deployment.metadata.resourceVersion if deployment.metadata else None
-            with self._api("patch", "Deployment", name):
-                self.client.patch(
+            self._call(
+                "patch",
+                "Deployment",
+                name,
+                lambda: self.client.patch(
                     Deployment,
                     name,
                     {"metadata": {"resourceVersion": version}, "spec": {"template": diff}},
                     namespace=self.namespace,
                     patch_type=PatchType.MERGE,
                     field_manager=self.field_manager,
-                )
+                ),
+            )
 
         _retry_on_conflict(attempt)
 
     def _deployment(self, name: str) -> Deployment:
-        with self._api("get", "Deployment", name):
-            return self.client.get(Deployment, name, namespace=self.namespace)
+        deployment: Deployment = self._call(
+            "get",
+            "Deployment",
+            name,
+            lambda: self.client.get(Deployment, name, namespace=self.namespace),
+        )
+        return deployment
 
     # -- secrets ------------------------------------------------------------------------------
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str]:
         """The decoded `data` of a Secret; errors name the secret and key, never a value."""
-        with self._api("get", "Secret", name, namespace=namespace):
-            secret = self.client.get(Secret, name, namespace=namespace)
+        secret = self._call(
+            "get",
+            "Secret",
+            name,
+            lambda: self.client.get(Secret, name, namespace=namespace),
+            namespace=namespace,
+        )
         decoded: dict[str, str] = {}
         for key, value in (secret.data or {}).items():
             try:
@@ -237,9 +295,13 @@ class Cluster:
     # -- config maps (the release record) -----------------------------------------------------
 
     def read_config_map(self, name: str) -> StoredMap | None:
-        config_map = None
-        with self._api("get", "ConfigMap", name, missing_ok=True):
-            config_map = self.client.get(ConfigMap, name, namespace=self.namespace)
+        config_map = self._call(
+            "get",
+            "ConfigMap",
+            name,
+            lambda: self.client.get(ConfigMap, name, namespace=self.namespace),
+            missing_ok=True,
+        )
         if config_map is None:
             return None
         version = config_map.metadata.resourceVersion if config_map.metadata else None
@@ -250,33 +312,51 @@ class Cluster:
     ) -> str:
         """Creates the ConfigMap (`version` None) or replaces the version read, else 409/404.
 
-        Returns the new resourceVersion, which the next write must pass.
+        Returns the new resourceVersion, which the next write must pass. When an attempt's
+        answer was lost and the retry is refused (409, or 404 on a create's retry), the
+        ConfigMap is read back: holding exactly `data`, the lost write did land.
         """
-        if version is None:
-            with self._api("create", "ConfigMap", name):
-                saved = self.client.create(
-                    ConfigMap(
-                        metadata=ObjectMeta(
-                            name=name, namespace=self.namespace, labels=dict(labels)
+        wanted = dict(data)
+        uncertain = False
+
+        def write() -> Any:
+            nonlocal uncertain
+            try:
+                if version is None:
+                    return self.client.create(
+                        ConfigMap(
+                            metadata=ObjectMeta(
+                                name=name, namespace=self.namespace, labels=dict(labels)
+                            ),
+                            data=wanted,
                         ),
-                        data=dict(data),
-                    ),
-                    namespace=self.namespace,
-                    field_manager=self.field_manager,
-                )
-        else:
-            with self._api("update", "ConfigMap", name):
-                saved = self.client.patch(
+                        namespace=self.namespace,
+                        field_manager=self.field_manager,
+                    )
+                return self.client.patch(
                     ConfigMap,
                     name,
                     {
                         "metadata": {"resourceVersion": version, "labels": dict(labels)},
-                        "data": dict(data),
+                        "data": wanted,
                     },
                     namespace=self.namespace,
                     patch_type=PatchType.MERGE,
                     field_manager=self.field_manager,
                 )
+            except httpx.TransportError:
+                uncertain = True
+                raise
+
+        verb = "create" if version is None else "update"
+        try:
+            saved = self._call(verb, "ConfigMap", name, write)
+        except ClusterError as error:
+            if uncertain and error.code == 409:
+                stored = self.read_config_map(name)
+                if stored is not None and stored.data == wanted:
+                    return stored.version
+            raise
         written = saved.metadata.resourceVersion if saved.metadata else None
         if not written:
             raise ClusterError(
@@ -286,37 +366,50 @@ class Cluster:
                 name,
                 "the API server sent no resourceVersion",
             )
-        return written
+        return str(written)
 
     def delete_config_map(self, name: str) -> None:
-        with self._api("delete", "ConfigMap", name, missing_ok=True):
-            self.client.delete(ConfigMap, name, namespace=self.namespace)
+        self._call(
+            "delete",
+            "ConfigMap",
+            name,
+            lambda: self.client.delete(ConfigMap, name, namespace=self.namespace),
+            missing_ok=True,
+        )
 
-    # -- errors -------------------------------------------------------------------------------
+    # -- calls and errors ---------------------------------------------------------------------
 
-    @contextmanager
-    def _api(
+    def _call(
         self,
         verb: str,
         kind: str,
         name: str,
+        request: Callable[[], Any],
         *,
         namespace: str | None = None,
         missing_ok: bool = False,
-    ) -> Iterator[None]:
-        """Turns lightkube and transport errors into ClusterError.
+    ) -> Any:
+        """Runs one API request with retries, as ClusterError on failure.
 
-        `missing_ok` swallows the 404 of a missing object, not that of a missing resource type
-        (Istio not installed), which names no object in its details.
+        `missing_ok` answers None for the 404 of a missing object, not for that of a missing
+        resource type (Istio not installed), which names no object in its details.
         """
         where = namespace or self.namespace
+        # Once the API server stayed out of reach for a whole budget, later calls (the
+        # clean-up's among them) try briefly: their answer will not differ in the meantime.
+        backoff = UNREACHABLE_BACKOFF if self._unreachable else self.backoff
         try:
-            yield
+            answer = retrying(request, _transient, backoff=backoff, counter=self.retries)
+        except httpx.TransportError as error:
+            self._unreachable = transport_transient(error)
+            message = f"cannot reach the API server: {type(error).__name__}: {error}"
+            raise ClusterError(verb, kind, where, name, message) from None
         except lightkube.ApiError as error:
             code = error.status.code
             details = error.status.details
+            self._unreachable = False
             if missing_ok and code == 404 and details is not None and details.name == name:
-                return
+                return None
             message = error.status.message or error.status.reason or "request failed"
             raise ClusterError(
                 verb, kind, where, name, message, code=code, reason=error.status.reason
@@ -324,9 +417,23 @@ class Cluster:
         except httpx.HTTPStatusError as error:
             code = error.response.status_code
             raise ClusterError(verb, kind, where, name, "request failed", code=code) from None
-        except httpx.TransportError as error:
-            message = f"cannot reach the API server: {type(error).__name__}: {error}"
-            raise ClusterError(verb, kind, where, name, message) from None
+        except json.JSONDecodeError:
+            raise ClusterError(
+                verb, kind, where, name, "the API server's error answer was not JSON"
+            ) from None
+        self._unreachable = False
+        return answer
+
+
+def _transient(error: Exception) -> tuple[bool, float | None]:
+    """Whether a failed API request may pass on a retry, and the wait the server asked for."""
+    if isinstance(error, lightkube.ApiError):
+        code = error.status.code
+        return code in TRANSIENT_STATUS, retry_after(error.response)
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code in TRANSIENT_STATUS, retry_after(error.response)
+    # Timeouts, refused and dropped connections; a non-JSON error page from a proxy in between.
+    return transport_transient(error) or isinstance(error, json.JSONDecodeError), None
 
 
 def _retry_on_conflict(attempt: Callable[[], T]) -> T:

@@ -1,8 +1,9 @@
 """Flagger's Prometheus provider: one instant query per metric, judged against its bounds.
 
-A metric check never raises for a Prometheus problem: an HTTP error, a timeout or an
-unreachable server becomes a failed `MetricResult` with the reason, because Flagger counts
-all of these as one failed check rather than aborting the release.
+A metric check never raises for a Prometheus problem: a busy or unreachable server is asked
+again for a few seconds, then an HTTP error, a timeout or an unreachable server becomes a
+failed `MetricResult` with the reason, because Flagger counts all of these as one failed check
+rather than aborting the release.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ import httpx
 
 from ..spec import MetricQuery, MetricTemplate
 from .endpoints import Endpoints
+from .retry import (
+    TRANSIENT_STATUS,
+    Backoff,
+    RetryCounter,
+    retry_after,
+    retrying,
+    transport_transient,
+)
 from .webhooks import excerpt, transport_failure
 
 AVAILABILITY_QUERY = "vector(1)"
+# A query keeps retrying a busy or unreachable Prometheus this long, well within a check.
+QUERY_BACKOFF = Backoff(budget=10.0, base=0.25, cap=2.0)
 
 SecretReader = Callable[[str, str], Mapping[str, str]]
 """(namespace, name) -> the data of a Kubernetes Secret, decoded."""
@@ -49,6 +60,20 @@ class MetricResult:
 
 class _QueryError(Exception):
     """Why a query has no value, before the address is added."""
+
+
+class _Busy(Exception):
+    """An answer worth asking again for (429, 5xx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _transient(error: Exception) -> tuple[bool, float | None]:
+    if isinstance(error, _Busy):
+        return True, retry_after(error.response)
+    return transport_transient(error), None
 
 
 class _BearerAuth(httpx.Auth):
@@ -83,12 +108,16 @@ class PrometheusClient:
         namespace: str = "default",
         timeout: float = 5.0,
         secrets: SecretReader | None = None,
+        backoff: Backoff = QUERY_BACKOFF,
+        retries: RetryCounter | None = None,
     ) -> None:
         self._endpoints = endpoints
         self.default_address = default_address
         self.namespace = namespace
         self.timeout = timeout
         self._secrets = secrets
+        self.backoff = backoff
+        self.retries = retries or RetryCounter()
 
     def query(
         self,
@@ -166,8 +195,17 @@ class PrometheusClient:
             options["headers"] = dict(headers)
         if auth is not None:  # auth=None would also drop the API client's own credentials
             options["auth"] = auth
-        try:
+
+        def attempt() -> httpx.Response:
             response = self._endpoints.request("GET", url, verify=verify, **options)
+            if response.status_code in TRANSIENT_STATUS:
+                raise _Busy(response)
+            return response
+
+        try:
+            response = retrying(attempt, _transient, backoff=self.backoff, counter=self.retries)
+        except _Busy as busy:
+            response = busy.response
         except httpx.HTTPError as error:
             raise _QueryError(transport_failure(error, self.timeout)) from None
         if response.status_code >= 400:

@@ -16,6 +16,7 @@ import httpx
 
 from ..spec import HookType, Webhook
 from .endpoints import Endpoints
+from .retry import RetryCounter, transport_transient
 
 PASSING_STATUS = 202
 EXCERPT_LIMIT = 300
@@ -120,10 +121,12 @@ class WebhookCaller:
         namespace: str,
         checksum: str,
         backoff: float = 0.5,
+        retries: RetryCounter | None = None,
     ) -> None:
         self._endpoints = endpoints
         self.name, self.namespace, self.checksum = name, namespace, checksum
         self._backoff = backoff
+        self.retries = retries
 
     def call(self, hook: Webhook, phase: str) -> WebhookResult:
         """Sends `phase` as given: the caller picks it, usually with `phase_for`."""
@@ -132,16 +135,28 @@ class WebhookCaller:
         )
 
     def send(self, hook: Webhook, body: Mapping[str, Any]) -> WebhookResult:
-        """POSTs a prepared body (e.g. from `event_payload`) with the hook's timeout and retries."""
+        """POSTs a prepared body (e.g. from `event_payload`) with the hook's timeout and retries.
+
+        Besides the hook's own `retries`, a request the receiver never took (a refused
+        connection, 429, 503) is sent again while the hook's timeout lasts: it ran nothing, so
+        sending it again cannot run a load test twice.
+        """
         timeout = hook.timeout_seconds
         started = time.monotonic()
         attempts = 0
         while True:
             attempts += 1
-            status, reason, retriable = self._attempt(hook, body, timeout)
-            if not retriable or attempts > hook.retries:
+            status, reason, retriable, taken = self._attempt(hook, body, timeout)
+            if not retriable:
                 break
-            time.sleep(min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF))
+            wait = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
+            own_retry_left = attempts <= hook.retries
+            never_taken = not taken and time.monotonic() - started + wait < timeout
+            if not (own_retry_left or never_taken):
+                break
+            if self.retries is not None:
+                self.retries.add()
+            time.sleep(wait)
         return WebhookResult(
             name=hook.name,
             type=hook.hook_type,
@@ -154,18 +169,21 @@ class WebhookCaller:
 
     def _attempt(
         self, hook: Webhook, body: Mapping[str, Any], timeout: float
-    ) -> tuple[int | None, str | None, bool]:
-        """(status, failure reason or None, whether another attempt may help)."""
+    ) -> tuple[int | None, str | None, bool, bool]:
+        """(status, failure reason or None, whether another attempt may help, whether the
+        receiver took the request in)."""
         try:
             response = self._post(hook, body, timeout)
+        except httpx.ConnectError as error:
+            return None, transport_failure(error, timeout), transport_transient(error), False
         except httpx.HTTPError as error:
-            return None, transport_failure(error, timeout), True
+            return None, transport_failure(error, timeout), True, True
         status = response.status_code
         if status <= PASSING_STATUS:
-            return status, None, False
+            return status, None, False, True
         text = excerpt(response.text)
         reason = f"answered {status}: {text}" if text else f"answered {status}"
-        return status, reason, status == 429 or status >= 500
+        return status, reason, status == 429 or status >= 500, status not in (429, 503)
 
     def _post(self, hook: Webhook, body: Mapping[str, Any], timeout: float) -> httpx.Response:
         return self._endpoints.request(

@@ -1,6 +1,7 @@
 """Carries out releases: the engine's decisions, through the adapters, on a clock."""
 
-from .clock import SYSTEM_CLOCK, Clock, SystemClock, stop_all, stopping
+from ..adapters.stop import stop_all, stopping
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .driver import CleanupIncomplete, Scheduler
 from .progress import print_progress
 from .report import CheckEntry, ReleaseReport

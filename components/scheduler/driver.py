@@ -450,7 +450,9 @@ class Scheduler:
             parts.append(f"{query.metric.name} {shown} ({bounds.describe() if bounds else 'any'})")
         verdict = "pass" if result.passed else "FAIL"
         weight = self._traffic.canary_weight
-        return f"{self.name}: weight {weight}%: {', '.join(parts)} -> {verdict}"
+        retried = self.io.retries.take()
+        retries = f" ({retried} retried calls)" if retried else ""
+        return f"{self.name}: weight {weight}%: {', '.join(parts)} -> {verdict}{retries}"
 
     def _target_name(self) -> str:
         return f"Deployment/{self.release.target}.{self.release.namespace}"

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from components.adapters.endpoints import Endpoints
 from components.adapters.prometheus import MetricResult, PrometheusClient, PrometheusError
+from components.adapters.retry import Backoff, RetryCounter
 from components.rehearse.testbed._loop import free_port
 from components.rehearse.testbed.prometheus import PrometheusServer
 from components.spec import Credentials, Metric, MetricQuery, MetricTemplate, ThresholdRange
@@ -69,7 +70,8 @@ def template(address: str, **extra: Any) -> MetricTemplate:
 
 
 def client(endpoints: Endpoints, address: str, **options: Any) -> PrometheusClient:
-    return PrometheusClient(endpoints, address, **options)
+    """A client that gives up on a failing server quickly (the tests' servers stay failing)."""
+    return PrometheusClient(endpoints, address, **{"backoff": Backoff(budget=0.3), **options})
 
 
 @pytest.mark.testbed
@@ -289,3 +291,30 @@ def test_insecure_skip_verify_is_honoured_per_template(
     trusting = template(tls_stub.url, insecureSkipVerify=True)
     result = prom.evaluate(metric_query("vector(1)", template=trusting))
     assert (result.passed, result.value) == (True, 1.0)
+
+
+def test_a_busy_prometheus_is_asked_again_within_the_budget(
+    stub: Stub, endpoints: Endpoints
+) -> None:
+    stub.queued = [Reply(503, "busy"), Reply(429, "slow down", headers=(("Retry-After", "1"),))]
+    stub.default = Reply(body=ONE)
+    retries = RetryCounter()
+    prom = client(endpoints, stub.url, backoff=Backoff(budget=5.0, base=0.01), retries=retries)
+    started = time.monotonic()
+    result = prom.evaluate(metric_query("up"))
+    assert (result.passed, result.value) == (True, 1.0)
+    assert retries.take() == 2
+    assert len(stub.seen) == 3
+    assert time.monotonic() - started >= 1.0  # the Retry-After was honoured
+
+
+def test_a_query_error_is_not_retried(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(
+        422, json.dumps({"status": "error", "errorType": "bad_data", "error": "x"})
+    )
+    retries = RetryCounter()
+    result = client(endpoints, stub.url, backoff=Backoff(budget=5.0), retries=retries).evaluate(
+        metric_query("up")
+    )
+    assert not result.passed
+    assert (retries.take(), len(stub.seen)) == (0, 1)

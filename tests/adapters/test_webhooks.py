@@ -189,3 +189,20 @@ def test_disable_tls_skips_certificate_checks(tls_stub: Stub, caller: WebhookCal
     result = call(caller, hook(tls_stub.url, disableTLS=True))
     assert result.passed
     assert len(tls_stub.seen) == 1
+
+
+def test_a_hook_the_receiver_did_not_take_is_sent_again(stub: Stub, caller: WebhookCaller) -> None:
+    """503 and 429 mean nothing ran: sending again cannot run a load test twice."""
+    stub.queued = [Reply(503, "unavailable"), Reply(429, "later")]
+    result = call(caller, hook(stub.url, timeout="5s"))
+    assert (result.passed, result.attempts) == (True, 3)
+
+
+def test_a_hook_that_ran_and_failed_is_retried_only_as_the_hook_asks(
+    stub: Stub, caller: WebhookCaller
+) -> None:
+    stub.default = Reply(500, "test failed")
+    once = call(caller, hook(stub.url, timeout="5s"))
+    assert (once.passed, once.attempts) == (False, 1)
+    twice = call(caller, hook(stub.url, timeout="5s", retries=1))
+    assert (twice.passed, twice.attempts) == (False, 2)
