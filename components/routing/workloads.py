@@ -57,9 +57,7 @@ def services(release: ReleaseSpec) -> list[dict[str, Any]]:
     """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods."""
     service = release.spec.service
     value = release.selector_value
-    ports = [_port(service.port_name, service.port, service.target_port or service.port, service)]
-    if service.port_discovery:
-        ports.extend(_discovered_ports(release, {service.port}))
+    ports = _ports(release)
     custom = {
         release.service: (service.apex, f"{value}-primary"),
         release.primary_service: (service.primary, f"{value}-primary"),
@@ -117,25 +115,28 @@ def primary_autoscaler(release: ReleaseSpec) -> dict[str, Any] | None:
     }
 
 
-def _port(name: str, port: int, target: int | str, service: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "port": port, "targetPort": target, "protocol": "TCP"}
+def _ports(release: ReleaseSpec) -> list[dict[str, Any]]:
+    """`portName`/`port` to `targetPort` (the only port with `appProtocol`), then the
+    discovered container ports, each to its own number."""
+    service = release.spec.service
+    main: dict[str, Any] = {
+        "name": service.port_name,
+        "port": service.port,
+        "targetPort": service.target_port or service.port,
+        "protocol": "TCP",
+    }
     if service.app_protocol:
-        entry["appProtocol"] = service.app_protocol
-    return entry
-
-
-def _discovered_ports(release: ReleaseSpec, taken: set[int]) -> list[dict[str, Any]]:
-    ports = []
-    for container in release.deployment["spec"]["template"]["spec"].get("containers", []):
-        for port in container.get("ports", []):
-            number = port.get("containerPort")
-            if isinstance(number, int) and number not in taken:
-                taken.add(number)
-                name = port.get("name") or f"tcp-{container['name']}-{number}"
-                ports.append(
-                    {"name": name, "port": number, "targetPort": number, "protocol": "TCP"}
-                )
-    return ports
+        main["appProtocol"] = service.app_protocol
+    discovered = [
+        {
+            "name": port.name,
+            "port": port.number,
+            "targetPort": port.number,
+            "protocol": port.protocol,
+        }
+        for port in release.discovered_ports
+    ]
+    return [main, *discovered]
 
 
 def _copy(value: Any) -> Any:
