@@ -8,6 +8,7 @@ from typing import Any
 
 from ..spec import ReleaseSpec
 from ..spec.istio import HTTPMatchRequest, StringMatch
+from .metadata import FLUX_OPT_OUT, object_metadata
 
 ISTIO_API_VERSION = "networking.istio.io/v1"
 
@@ -42,7 +43,9 @@ def destination_rules(release: ReleaseSpec) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"host": host}
         if policy is not None:
             spec["trafficPolicy"] = policy.to_manifest()
-        rules.append(_istio_object(release, "DestinationRule", host, spec))
+        rules.append(
+            _istio_object("DestinationRule", object_metadata(host, release.namespace), spec)
+        )
     return rules
 
 
@@ -56,7 +59,10 @@ def virtual_service(release: ReleaseSpec, state: TrafficState | None = None) -> 
         spec["hosts"] = hosts
         spec["gateways"] = list(service.gateways) or ["mesh"]
     spec["http"] = http_routes(release, state or TrafficState())
-    return _istio_object(release, "VirtualService", release.service, spec)
+    metadata = object_metadata(
+        release.service, release.namespace, *_virtual_service_metadata(release)
+    )
+    return _istio_object("VirtualService", metadata, spec)
 
 
 def http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
@@ -227,14 +233,15 @@ def _merge(
     ]
 
 
-def _istio_object(
-    release: ReleaseSpec, kind: str, name: str, spec: dict[str, Any]
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": release.namespace}
-    apex = release.spec.service.apex
-    if kind == "VirtualService" and apex is not None:
-        if apex.labels:
-            metadata["labels"] = dict(apex.labels)
-        if apex.annotations:
-            metadata["annotations"] = dict(apex.annotations)
+def _istio_object(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": ISTIO_API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def _virtual_service_metadata(release: ReleaseSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """`service.apex` metadata and Flux's opt-out annotations. Flagger's VirtualService shares
+    the apex Service's metadata object, so with `service.apex` set it also carries the apex
+    Service's `<selector label>: <apex>` label."""
+    apex = release.spec.service.apex
+    labels = {**(apex.labels or {}), release.selector_label: release.service} if apex else {}
+    annotations = {**((apex and apex.annotations) or {}), **FLUX_OPT_OUT}
+    return labels, annotations

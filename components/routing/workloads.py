@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..spec import ReleaseSpec
+from ..spec.canary import CustomMetadata, UnmanagedMetadata
+from .metadata import FLUX_OPT_OUT, object_metadata, without_keys
 
 
 def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def primary_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(
+        "metadata": object_metadata(
             release.primary,
             release.namespace,
             _relabel(metadata.get("labels"), label, primary_value),
@@ -54,38 +56,42 @@ def primary_deployment(
 
 
 def services(release: ReleaseSpec) -> list[dict[str, Any]]:
-    """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods."""
+    """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods.
+
+    Each keeps Flagger's `<selector label>: <its name>` label beside the custom labels of its
+    role (`service.apex`, `.primary`, `.canary`), and Flux's opt-out annotations. Keys listed in
+    `service.unmanagedMetadata` are left out, so Pulumi leaves them to whoever sets them.
+    """
     service = release.spec.service
     value = release.selector_value
     ports = _ports(release)
-    custom = {
-        release.service: (service.apex, f"{value}-primary"),
-        release.primary_service: (service.primary, f"{value}-primary"),
-        release.canary_service: (service.canary, value),
+    unmanaged = service.unmanaged_metadata or UnmanagedMetadata()
+    roles = {
+        release.service: (service.apex or CustomMetadata(), f"{value}-primary"),
+        release.primary_service: (service.primary or CustomMetadata(), f"{value}-primary"),
+        release.canary_service: (service.canary or CustomMetadata(), value),
     }
     manifests = []
-    for name, (extra, selected) in custom.items():
+    for name, (custom, selected) in roles.items():
         spec: dict[str, Any] = {
             "type": "ClusterIP",
             "selector": {release.selector_label: selected},
             "ports": _copy(ports),
         }
-        if service.headless and name != release.service:
+        if service.headless:
             spec["clusterIP"] = "None"
         if service.traffic_distribution:
             spec["trafficDistribution"] = service.traffic_distribution
+        labels = {**(custom.labels or {}), release.selector_label: name}
+        annotations = {**(custom.annotations or {}), **FLUX_OPT_OUT}
+        metadata = object_metadata(
+            name,
+            release.namespace,
+            without_keys(labels, unmanaged.labels),
+            without_keys(annotations, unmanaged.annotations),
+        )
         manifests.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": _metadata(
-                    name,
-                    release.namespace,
-                    (extra.labels if extra else None) or {release.selector_label: name},
-                    extra.annotations if extra else None,
-                ),
-                "spec": spec,
-            }
+            {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
         )
     return manifests
 
@@ -110,7 +116,7 @@ def primary_autoscaler(release: ReleaseSpec) -> dict[str, Any] | None:
     return {
         "apiVersion": release.autoscaler.get("apiVersion", "autoscaling/v2"),
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(f"{ref.name}-primary", release.namespace, None, None),
+        "metadata": object_metadata(f"{ref.name}-primary", release.namespace),
         "spec": spec,
     }
 
@@ -153,17 +159,3 @@ def _relabel(labels: Mapping[str, str] | None, label: str, value: str) -> dict[s
     relabelled = dict(labels or {})
     relabelled[label] = value
     return relabelled
-
-
-def _metadata(
-    name: str,
-    namespace: str,
-    labels: Mapping[str, str] | None,
-    annotations: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = dict(labels)
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return metadata

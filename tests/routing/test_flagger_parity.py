@@ -166,3 +166,88 @@ def test_the_service_port_check_catches_repeated_names_and_numbers() -> None:
         "spec.ports[4].name: 'Bad_Name' is not a DNS-1123 label",
         "spec.ports[4].targetPort: 'a-very-long-port-name' is not an IANA service name",
     ]
+
+
+# --- 4, 5. Service and VirtualService metadata (kubernetes_default.go reconcileService,
+# istio.go reconcileVirtualService, util.go filterMetadata) -------------------------------------
+
+FLUX = {
+    "kustomize.toolkit.fluxcd.io/reconcile": "disabled",
+    "helm.toolkit.fluxcd.io/driftDetection": "disabled",
+}
+TEST = {"test": "test"}
+
+
+def metadata_by_name(release: ReleaseSpec) -> dict[str, dict[str, Any]]:
+    return {s["metadata"]["name"]: s["metadata"] for s in routing.services(release)}
+
+
+def test_canary_service_metadata_keeps_flaggers_label() -> None:
+    """TestServiceRouter_InitializeMetadata."""
+    release = with_service("flagger-router", canary={"labels": TEST, "annotations": TEST})
+    services = metadata_by_name(release)
+    assert services["podinfo-canary"]["labels"] == {"test": "test", "app": "podinfo-canary"}
+    assert services["podinfo-canary"]["annotations"] == {**TEST, **FLUX}
+    assert services["podinfo-primary"]["labels"] == {"app": "podinfo-primary"}
+    assert services["podinfo-primary"]["annotations"] == FLUX
+
+
+def test_apex_service_metadata_keeps_flaggers_label() -> None:
+    """TestServiceRouter_ReconcileMetadata, and test/istio/test-canary.sh's apex check."""
+    release = with_service("flagger-router", apex={"labels": TEST, "annotations": TEST})
+    services = metadata_by_name(release)
+    assert services["podinfo"]["labels"] == {"test": "test", "app": "podinfo"}
+    assert services["podinfo"]["annotations"] == {**TEST, **FLUX}
+    for name in ("podinfo-primary", "podinfo-canary"):
+        assert services[name]["annotations"] == FLUX
+        assert services[name]["labels"] == {"app": name}
+
+
+def test_flaggers_label_wins_over_a_custom_label_of_the_same_key() -> None:
+    release = with_service("flagger-router", primary={"labels": {"app": "mine", "tier": "1"}})
+    assert metadata_by_name(release)["podinfo-primary"]["labels"] == {
+        "app": "podinfo-primary",
+        "tier": "1",
+    }
+
+
+def test_the_selector_label_key_is_the_targets() -> None:
+    services = metadata_by_name(corpus_bundle("blue-green").release())
+    assert services["checkout-canary"]["labels"] == {"name": "checkout-canary"}
+
+
+def test_unmanaged_metadata_keys_are_not_declared() -> None:
+    """TestServiceRouter_UnmanagedMetadata_AnnotationsAndLabels: Flagger keeps the live value
+    of these keys; with server-side apply, keys Pulumi does not declare are left alone."""
+    release = with_service(
+        "flagger-router",
+        apex={"labels": {"test": "v", "unmanaged": "x"}, "annotations": {"unmanaged": "x"}},
+        unmanagedMetadata={"labels": ["unmanaged"], "annotations": ["unmanaged"]},
+    )
+    apex = metadata_by_name(release)["podinfo"]
+    assert apex["labels"] == {"test": "v", "app": "podinfo"}
+    assert apex["annotations"] == FLUX
+
+
+def test_headless_applies_to_every_generated_service() -> None:
+    """TestServiceRouter_Create: `reconcileService` sets clusterIP None for all three."""
+    release = with_service("flagger-router", headless=True)
+    assert [s["spec"].get("clusterIP") for s in routing.services(release)] == ["None"] * 3
+
+
+def test_virtual_service_metadata_is_the_apex_metadata_and_flux_opt_out() -> None:
+    """The apex metadata object is shared with the apex Service, which adds its label first."""
+    metadata = routing.virtual_service(corpus_bundle("route-options").release())["metadata"]
+    assert metadata == {
+        "name": "frontend",
+        "namespace": "test",
+        "labels": {"team": "storefront", "app": "frontend"},
+        "annotations": {"example.com/owner": "storefront", **FLUX},
+    }
+    plain = routing.virtual_service(corpus_bundle("flagger-router").release())["metadata"]
+    assert plain == {"name": "podinfo", "namespace": "default", "annotations": FLUX}
+
+
+def test_destination_rules_carry_no_metadata() -> None:
+    for rule in routing.destination_rules(corpus_bundle("route-options").release()):
+        assert set(rule["metadata"]) == {"name", "namespace"}

@@ -409,16 +409,6 @@ def test_destination_rules_are_flaggers(name: str) -> None:
         assert rule["spec"].get("trafficPolicy") == policy
 
 
-def test_apex_metadata_applies_to_the_virtual_service() -> None:
-    metadata = routing.virtual_service(release_of("route-options"))["metadata"]
-    assert metadata == {
-        "name": "frontend",
-        "namespace": "test",
-        "labels": {"team": "storefront"},
-        "annotations": {"example.com/owner": "storefront"},
-    }
-
-
 # --- Services, Deployments, HPA -------------------------------------------------------------------
 
 
