@@ -7,7 +7,7 @@ from typing import Any
 
 from ..spec import ReleaseSpec
 from ..spec.canary import CustomMetadata, UnmanagedMetadata
-from .metadata import FLUX_OPT_OUT, object_metadata, without_keys
+from .metadata import FLUX_OPT_OUT, copied, object_metadata, without_flux, without_keys
 
 
 def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
@@ -26,7 +26,12 @@ def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, A
 def primary_deployment(
     release: ReleaseSpec, pod_template: Mapping[str, Any], replicas: int | None
 ) -> dict[str, Any]:
-    """`<target>-primary` running the promoted pod template, selected by `<app>-primary`."""
+    """`<target>-primary` running the promoted pod template, selected by `<app>-primary`.
+
+    It copies only the target's `app.kubernetes.io` labels and annotations, and its pod template
+    drops Flux's keys, as Flagger's Istio installation does; the pod template's scheduling terms
+    that select the target's pods select the primary's.
+    """
     source = release.deployment
     label, primary_value = release.selector_label, f"{release.selector_value}-primary"
     metadata = source.get("metadata", {})
@@ -40,7 +45,13 @@ def primary_deployment(
     spec["selector"] = {"matchLabels": {label: primary_value}}
     template = _copy(dict(pod_template))
     template_metadata = template.setdefault("metadata", {})
-    template_metadata["labels"] = _relabel(template_metadata.get("labels"), label, primary_value)
+    template_metadata["labels"] = _relabel(
+        without_flux(template_metadata.get("labels")), label, primary_value
+    )
+    annotations = without_flux(template_metadata.pop("annotations", None))
+    if annotations:
+        template_metadata["annotations"] = annotations
+    _select_primary_pods(template.get("spec") or {}, label, release.selector_value)
     spec["template"] = template
     return {
         "apiVersion": "apps/v1",
@@ -48,11 +59,39 @@ def primary_deployment(
         "metadata": object_metadata(
             release.primary,
             release.namespace,
-            _relabel(metadata.get("labels"), label, primary_value),
-            metadata.get("annotations"),
+            _relabel(copied(metadata.get("labels")), label, primary_value),
+            copied(metadata.get("annotations")),
         ),
         "spec": spec,
     }
+
+
+def _select_primary_pods(pod_spec: dict[str, Any], label: str, value: str) -> None:
+    """Rewrites, in place, `<label>: <value>` to `<value>-primary` in the label selectors of
+    pod (anti-)affinity terms, required and preferred, and of topology spread constraints, so
+    the primary spreads over (or gathers with) its own pods rather than the canary's."""
+    affinity = pod_spec.get("affinity") or {}
+    selectors = [c.get("labelSelector") for c in pod_spec.get("topologySpreadConstraints") or []]
+    for kind in ("podAntiAffinity", "podAffinity"):
+        terms = affinity.get(kind) or {}
+        selectors += [
+            term.get("labelSelector")
+            for term in terms.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        ]
+        selectors += [
+            (term.get("podAffinityTerm") or {}).get("labelSelector")
+            for term in terms.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        ]
+    primary = f"{value}-primary"
+    for selector in filter(None, selectors):
+        match_labels = selector.get("matchLabels") or {}
+        if match_labels.get(label) == value:
+            match_labels[label] = primary
+        for expression in selector.get("matchExpressions") or []:
+            if expression.get("key") == label:
+                expression["values"] = [
+                    primary if item == value else item for item in expression.get("values") or []
+                ]
 
 
 def services(release: ReleaseSpec) -> list[dict[str, Any]]:

@@ -251,3 +251,147 @@ def test_virtual_service_metadata_is_the_apex_metadata_and_flux_opt_out() -> Non
 def test_destination_rules_carry_no_metadata() -> None:
     for rule in routing.destination_rules(corpus_bundle("route-options").release()):
         assert set(rule["metadata"]) == {"name", "namespace"}
+
+
+# --- 3, 5. The primary Deployment (pkg/canary/deployment_controller.go, pkg/canary/util.go) ------
+
+
+def primary_of(release: ReleaseSpec) -> dict[str, Any]:
+    deployment = routing.primary_deployment(release, release.deployment["spec"]["template"], 1)
+    assert kubernetes_errors(deployment) == []
+    return deployment
+
+
+def test_primary_copies_only_app_kubernetes_io_metadata_and_never_fluxs() -> None:
+    """TestDeploymentController_Sync_ConsistentNaming (no Flux checksum on the primary) and the
+    e2e test/kubernetes/test-deployment.sh (the `app.kubernetes.io` label and annotation are),
+    with kustomize/istio's `-include-label-prefix=app.kubernetes.io`."""
+    fixture = primary_of(corpus_bundle("affinity").release())["metadata"]
+    assert fixture == {
+        "name": "podinfo-primary",
+        "namespace": "default",
+        "labels": {"name": "podinfo-primary"},
+    }
+    e2e = primary_of(corpus_bundle("port-discovery").release())["metadata"]
+    assert e2e["labels"] == {
+        "app.kubernetes.io/name": "podinfo",
+        "app.kubernetes.io/managed-by": "test-label-prefix",
+        "app": "podinfo-primary",
+    }
+    assert e2e["annotations"] == {"app.kubernetes.io/instance": "test-annotation-prefix"}
+
+
+def test_primary_pod_template_keeps_its_metadata_but_fluxs() -> None:
+    """makePrimaryLabels and makeAnnotations, without Flagger's random `flagger-id`."""
+    kwargs = corpus_bundle("affinity").kwargs()
+    metadata = kwargs["deployment"]["spec"]["template"]["metadata"]
+    metadata["labels"]["kustomize.toolkit.fluxcd.io/name"] = "apps"
+    metadata["annotations"]["kustomize.toolkit.fluxcd.io/checksum"] = "0a40893b"
+    template = primary_of(ReleaseSpec.parse(**kwargs))["spec"]["template"]["metadata"]
+    assert template == {
+        "labels": {"name": "podinfo-primary", "test-label-1": "test-label-value-1"},
+        "annotations": {"test-annotation-1": "test-annotation-value-1"},
+    }
+
+
+def scheduling_values(pod_spec: dict[str, Any]) -> dict[str, list[Any]]:
+    """The first expression's values, or the matchLabels, of each term, by where it sits."""
+
+    def values(selector: dict[str, Any]) -> Any:
+        if "matchLabels" in selector:
+            return selector["matchLabels"]
+        return selector["matchExpressions"][0]["values"]
+
+    found: dict[str, list[Any]] = {}
+    for kind, terms in pod_spec.get("affinity", {}).items():
+        for term in terms.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+            found.setdefault(f"{kind}.required", []).append(values(term["labelSelector"]))
+        for term in terms.get("preferredDuringSchedulingIgnoredDuringExecution", []):
+            found.setdefault(f"{kind}.preferred", []).append(
+                values(term["podAffinityTerm"]["labelSelector"])
+            )
+    for constraint in pod_spec.get("topologySpreadConstraints", []):
+        found.setdefault("topologySpread", []).append(values(constraint["labelSelector"]))
+    return found
+
+
+def set_term_key(pod_spec: dict[str, Any], key: str) -> None:
+    for terms in pod_spec["affinity"].values():
+        for term in terms["requiredDuringSchedulingIgnoredDuringExecution"]:
+            term["labelSelector"]["matchExpressions"][0]["key"] = key
+        for term in terms["preferredDuringSchedulingIgnoredDuringExecution"]:
+            term["podAffinityTerm"]["labelSelector"]["matchExpressions"][0]["key"] = key
+    for constraint in pod_spec["topologySpreadConstraints"]:
+        constraint["labelSelector"]["matchExpressions"][0]["key"] = key
+
+
+REWRITTEN = {
+    "podAntiAffinity.required": [["podinfo-primary"], ["arbitrary-app"]],
+    "podAntiAffinity.preferred": [["podinfo-primary"], ["arbitrary-app"]],
+    "topologySpread": [["podinfo-primary"], ["arbitrary-app"]],
+}
+
+
+def test_terms_selecting_the_targets_pods_select_the_primarys() -> None:
+    """TestDeploymentController_AntiAffinityAndTopologySpreadConstraints, with the terms on the
+    fixture's selector label `name`: the term naming the target is rewritten, the other not."""
+    kwargs = corpus_bundle("affinity").kwargs()
+    set_term_key(kwargs["deployment"]["spec"]["template"]["spec"], "name")
+    pod_spec = primary_of(ReleaseSpec.parse(**kwargs))["spec"]["template"]["spec"]
+    assert scheduling_values(pod_spec) == REWRITTEN
+
+
+def test_terms_on_a_label_the_primary_keeps_are_not_rewritten() -> None:
+    """Divergence. The fixture's terms select `app`, a label its pods lack; Flagger rewrites
+    any of its selector labels (app, name, app.kubernetes.io/name) whose value is the
+    Deployment's name. Only the selector label differs between primary and canary pods, so only
+    terms on it are rewritten here; a term on another label keeps selecting what it did."""
+    release = corpus_bundle("affinity").release()
+    pod_spec = primary_of(release)["spec"]["template"]["spec"]
+    assert scheduling_values(pod_spec) == scheduling_values(
+        release.deployment["spec"]["template"]["spec"]
+    )
+
+
+def test_match_labels_and_pod_affinity_are_rewritten_too() -> None:
+    """matchLabels as Flagger rewrites them; podAffinity too (a divergence: Flagger rewrites
+    podAntiAffinity only, so a required affinity to the app's own pods would wait for canary
+    pods that are scaled to zero)."""
+    kwargs = corpus_bundle("affinity").kwargs()
+    pod_spec = kwargs["deployment"]["spec"]["template"]["spec"]
+    set_term_key(pod_spec, "name")
+    term = {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": {"name": "podinfo", "tier": "web"}},
+    }
+    pod_spec["affinity"]["podAffinity"] = {
+        "requiredDuringSchedulingIgnoredDuringExecution": [term],
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "podAffinityTerm": term}],
+    }
+    pod_spec = primary_of(ReleaseSpec.parse(**kwargs))["spec"]["template"]["spec"]
+    rewritten = {"name": "podinfo-primary", "tier": "web"}
+    assert scheduling_values(pod_spec) == {
+        **REWRITTEN,
+        "podAffinity.required": [rewritten],
+        "podAffinity.preferred": [rewritten],
+    }
+
+
+def test_the_value_rewritten_is_the_selector_labels_not_the_deployment_name() -> None:
+    """TestDeploymentController_Sync_InconsistentNaming's Deployment `podinfo-service` with
+    `name: podinfo`: the primary's pods are `name: podinfo-primary`, so terms on `podinfo` are
+    rewritten (a divergence: Flagger compares with the Deployment's name)."""
+    kwargs = corpus_bundle("affinity").kwargs()
+    kwargs["canary"]["spec"]["targetRef"]["name"] = "podinfo-service"
+    kwargs["deployment"]["metadata"]["name"] = "podinfo-service"
+    set_term_key(kwargs["deployment"]["spec"]["template"]["spec"], "name")
+    pod_spec = primary_of(ReleaseSpec.parse(**kwargs))["spec"]["template"]["spec"]
+    assert scheduling_values(pod_spec) == REWRITTEN
+
+
+def test_the_targets_own_pod_template_is_left_as_it_is() -> None:
+    release = corpus_bundle("affinity").release()
+    before = copy.deepcopy(release.deployment)
+    primary_of(release)
+    assert routing.canary_deployment(release, 0)["spec"]["template"] == before["spec"]["template"]
+    assert release.deployment == before
