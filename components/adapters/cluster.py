@@ -27,7 +27,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.types import PatchType
 
-from ..routing import ISTIO_API_VERSION, TrafficState, http_routes, route_weights
+from ..routing import ISTIO_API_VERSION, TrafficState, route_weights, routes
 from ..spec import ReleaseSpec
 from .kube import KubeAccess
 
@@ -149,7 +149,8 @@ class Cluster:
     # -- routes -----------------------------------------------------------------------------
 
     def set_routes(self, state: TrafficState) -> None:
-        """Applies `spec.http` only, so Pulumi's field manager keeps hosts, gateways, metadata.
+        """Applies the route list the release owns only (`spec.http`, or `spec.tcp` for a TCP
+        service), so Pulumi's field manager keeps hosts, gateways, metadata.
 
         The VirtualService must exist: an apply would otherwise create one without hosts.
         """
@@ -160,7 +161,7 @@ class Cluster:
             "apiVersion": ISTIO_API_VERSION,
             "kind": "VirtualService",
             "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {"http": http_routes(self.release, state)},
+            "spec": routes(self.release, state),
         }
         with self._api("apply", "VirtualService", name):
             self.client.patch(
@@ -182,7 +183,7 @@ class Cluster:
             )
         if service is None:
             return 100, 0, False
-        return route_weights((service.spec or {}).get("http") or [], self.release)
+        return route_weights(service.spec or {}, self.release)
 
     # -- workloads ----------------------------------------------------------------------------
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..spec import ReleaseSpec
 from ..spec.istio import HTTPMatchRequest, StringMatch
 from .metadata import FLUX_OPT_OUT, object_metadata
 
 ISTIO_API_VERSION = "networking.istio.io/v1"
+
+RouteField = Literal["http", "tcp"]
 
 
 @dataclass(frozen=True)
@@ -58,35 +61,36 @@ def virtual_service(release: ReleaseSpec, state: TrafficState | None = None) -> 
             hosts.append(release.service)
         spec["hosts"] = hosts
         spec["gateways"] = list(service.gateways) or ["mesh"]
-    spec["http"] = http_routes(release, state or TrafficState())
+    spec.update(routes(release, state or TrafficState()))
     metadata = object_metadata(
         release.service, release.namespace, *_virtual_service_metadata(release)
     )
     return _istio_object("VirtualService", metadata, spec)
 
 
-def http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
-    """The `spec.http` list: the one field of the VirtualService a release rewrites."""
-    service = release.spec.service
-    analysis = release.spec.analysis
-    weighted = _destinations(release, state)
-    if analysis.match:
-        routes = [
-            _route(release, _merge(analysis.match, service.match), weighted, state),
-            _route(release, service.match, [_destination(release, release.primary_service, 100)]),
-        ]
-    elif analysis.session_affinity and state.cookie and state.canary_weight:
-        routes = _sticky_routes(release, state, weighted)
-    else:
-        routes = [_route(release, service.match, weighted, state)]
-    return routes
+def route_field(release: ReleaseSpec) -> RouteField:
+    """The VirtualService route list a release owns: `tcp` for a TCP service, else `http`."""
+    return "tcp" if release.spec.service.is_tcp else "http"
 
 
-def route_weights(routes: list[dict[str, Any]], release: ReleaseSpec) -> tuple[int, int, bool]:
-    """Reads (primary, canary, mirrored) back from the weighted route, as Flagger's GetRoutes."""
+def owned_route_field(release: ReleaseSpec) -> str:
+    """The path of that list in the VirtualService, for `ignore_changes`."""
+    return f"spec.{route_field(release)}"
+
+
+def routes(release: ReleaseSpec, state: TrafficState) -> dict[str, list[dict[str, Any]]]:
+    """The one field of the VirtualService a release rewrites, keyed by its name in `spec`."""
+    field = route_field(release)
+    build = _tcp_routes if field == "tcp" else _http_routes
+    return {field: build(release, state)}
+
+
+def route_weights(spec: Mapping[str, Any], release: ReleaseSpec) -> tuple[int, int, bool]:
+    """Reads (primary, canary, mirrored) back from the weighted route of the list the release
+    owns in a VirtualService's `spec`, as Flagger's GetRoutes."""
     canary_host = release.canary_service
     primary_host = release.primary_service
-    for route in routes:
+    for route in spec.get(route_field(release)) or []:
         if _is_sticky(route, release):
             continue  # cookie holders' 0/100 route; the split is in the route after it
         hosts = {d["destination"]["host"]: d.get("weight", 0) for d in route.get("route", [])}
@@ -94,6 +98,36 @@ def route_weights(routes: list[dict[str, Any]], release: ReleaseSpec) -> tuple[i
             mirrored = route.get("mirror", {}).get("host") == canary_host
             return int(hosts[primary_host]), int(hosts[canary_host]), mirrored
     return 100, 0, False
+
+
+def _http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    service = release.spec.service
+    analysis = release.spec.analysis
+    weighted = _destinations(release, state)
+    if analysis.match:
+        http = [
+            _route(release, _merge(analysis.match, service.match), weighted, state),
+            _route(release, service.match, [_destination(release, release.primary_service, 100)]),
+        ]
+    elif analysis.session_affinity and state.cookie and state.canary_weight:
+        http = _sticky_routes(release, state, weighted)
+    else:
+        http = [_route(release, service.match, weighted, state)]
+    return http
+
+
+def _tcp_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    """One weighted route that matches the ports of `service.match` only (Flagger's
+    canaryToL4Match); TCP has no mirroring, cookies or A/B match."""
+    route: dict[str, Any] = {}
+    match = [{"port": m.port} if m.port else {} for m in release.spec.service.match]
+    if match:
+        route["match"] = match
+    route["route"] = [
+        _destination(release, release.primary_service, state.primary_weight),
+        _destination(release, release.canary_service, state.canary_weight),
+    ]
+    return [route]
 
 
 def _is_sticky(route: dict[str, Any], release: ReleaseSpec) -> bool:

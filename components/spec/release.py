@@ -55,6 +55,7 @@ class ReleaseSpec:
             *self._deployment_problems(),
             *self._autoscaler_problems(),
             *self._reference_problems(),
+            *self._tcp_problems(),
         ]
         if problems:
             raise SpecError(problems)
@@ -290,6 +291,35 @@ class ReleaseSpec:
                         f"no AlertProvider of that name (known: {known})",
                         ref.name,
                         True,
+                    )
+                )
+        return problems
+
+    def _tcp_problems(self) -> list[Problem]:
+        """A TCP service is routed by weight alone: Flagger drops every HTTP-only setting of a
+        TCP canary without a word, and its A/B run then sends all connections to the canary."""
+        service, analysis = self.spec.service, self.spec.analysis
+        if not service.is_tcp:
+            return []
+        http_only = {
+            "spec.analysis.match": analysis.match,
+            "spec.analysis.mirror": analysis.mirror,
+            "spec.analysis.sessionAffinity": analysis.session_affinity,
+            "spec.service.timeout": service.timeout,
+            "spec.service.retries": service.retries,
+            "spec.service.headers": service.headers,
+            "spec.service.corsPolicy": service.cors_policy,
+            "spec.service.rewrite": service.rewrite,
+        }
+        reason = f"needs HTTP routes, and appProtocol {service.app_protocol!r} routes TCP"
+        problems = [Problem(path, reason) for path, value in http_only.items() if value]
+        for index, condition in enumerate(service.match):
+            extra = sorted(set(condition.to_manifest()) - {"port"})
+            if extra:
+                problems.append(
+                    Problem(
+                        f"spec.service.match[{index}]",
+                        f"a TCP route matches on port only; remove {', '.join(extra)}",
                     )
                 )
         return problems

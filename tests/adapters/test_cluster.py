@@ -180,6 +180,30 @@ def test_ab_routes_round_trip(kube: KubeEmulator, kubeconfig: Path) -> None:
         assert cluster.read_routes() == (100, 0, False)
 
 
+def test_tcp_routes_round_trip_through_spec_tcp(
+    kube: KubeEmulator, api: RecordingApi, kubeconfig: Path
+) -> None:
+    canary = yaml.safe_load((EXAMPLES / "canary.yaml").read_text())
+    canary["spec"]["service"].update(appProtocol="TCP", match=[{"port": 9898}])
+    release = ReleaseSpec.parse(
+        canary=canary, deployment=yaml.safe_load((EXAMPLES / "deployment.yaml").read_text())
+    )
+    _declare_virtual_service(kube, release)
+    with Cluster(KubeAccess(kubeconfig=kubeconfig.read_text()), release) as cluster:
+        cluster.set_routes(TrafficState(canary_weight=30))
+        assert cluster.read_routes() == (70, 30, False)
+        stored = kube.get(VS_PATH)
+        assert stored is not None
+        assert "http" not in stored["spec"]
+        assert stored["spec"]["tcp"][0]["match"] == [{"port": 9898}]
+        (applied, *_) = [
+            s for s in api.writes(VS_PATH) if s.query.get("fieldManager") == "pulumi-canary"
+        ]
+        assert list(yaml.safe_load(applied.body)["spec"]) == ["tcp"]
+        cluster.set_routes(TrafficState())
+        assert cluster.read_routes() == (100, 0, False)
+
+
 def test_set_routes_is_a_forced_apply_of_http_only(
     kube: KubeEmulator, api: RecordingApi, cluster: Cluster, release: ReleaseSpec
 ) -> None:

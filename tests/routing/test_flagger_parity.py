@@ -13,7 +13,12 @@ import pytest
 
 from components import routing
 from components.spec import ReleaseSpec, SpecError
-from tests.conftest import corpus_bundle, kubernetes_errors, service_port_errors
+from tests.conftest import (
+    corpus_bundle,
+    istio_schema_errors,
+    kubernetes_errors,
+    service_port_errors,
+)
 
 
 def with_service(name: str, **fields: Any) -> ReleaseSpec:
@@ -395,3 +400,95 @@ def test_the_targets_own_pod_template_is_left_as_it_is() -> None:
     primary_of(release)
     assert routing.canary_deployment(release, 0)["spec"]["template"] == before["spec"]["template"]
     assert release.deployment == before
+
+
+# --- 2. TCP services (pkg/router/istio.go isTcp, canaryToL4Match, SetRoutes, GetRoutes) --------
+
+
+def tcp_destinations(primary: int, canary: int) -> list[dict[str, Any]]:
+    """makeDestination: the service port, since port discovery meets an ingress gateway."""
+    return [
+        {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": primary},
+        {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": canary},
+    ]
+
+
+@pytest.mark.parametrize("weight", [0, 40, 100])
+def test_tcp_routes_are_one_weighted_route_matching_the_port(weight: int) -> None:
+    """TestIstioRouter_SetRoutesTCP (60/40) and reconcileVirtualService's at-rest tcp route."""
+    release = corpus_bundle("tcp").release()
+    vs = routing.virtual_service(release, routing.TrafficState(weight))
+    assert istio_schema_errors(vs) == []
+    assert "http" not in vs["spec"]
+    assert vs["spec"]["tcp"] == [
+        {"match": [{"port": 9898}], "route": tcp_destinations(100 - weight, weight)}
+    ]
+    assert routing.route_weights(vs["spec"], release) == (100 - weight, weight, False)
+
+
+def test_tcp_at_rest_reads_back_as_primary_100() -> None:
+    """TestIstioRouter_GetRoutesTCP: 100/0, never mirrored."""
+    release = corpus_bundle("tcp").release()
+    assert routing.route_weights(routing.virtual_service(release)["spec"], release) == (
+        100,
+        0,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("app_protocol", "field"),
+    [("TCP", "tcp"), ("tcp", "tcp"), ("Tcp", "tcp"), ("http", "http"), (None, "http")],
+)
+def test_app_protocol_tcp_in_any_case_owns_spec_tcp(app_protocol: str | None, field: str) -> None:
+    release = with_service("tcp", appProtocol=app_protocol)
+    if app_protocol is None:
+        assert release.spec.service.app_protocol is None
+    assert routing.route_field(release) == field
+    assert routing.owned_route_field(release) == f"spec.{field}"
+    assert list(routing.routes(release, routing.TrafficState(10))) == [field]
+
+
+def test_a_tcp_service_without_match_routes_every_connection() -> None:
+    release = with_service("tcp", match=[])
+    (route,) = routing.routes(release, routing.TrafficState(10))["tcp"]
+    assert route == {"route": tcp_destinations(90, 10)}
+
+
+def test_tcp_services_keep_app_protocol_on_their_port() -> None:
+    for service in routing.services(corpus_bundle("tcp").release()):
+        assert service["spec"]["ports"][0]["appProtocol"] == "TCP"
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("analysis", "match", [{"headers": {"x-canary": {"exact": "on"}}}]),
+        ("analysis", "mirror", True),
+        ("analysis", "sessionAffinity", {"cookieName": "flagger-cookie"}),
+        ("service", "timeout", "5s"),
+        ("service", "retries", {"attempts": 3}),
+        ("service", "headers", {"request": {"add": {"x-a": "b"}}}),
+        ("service", "corsPolicy", {"allowMethods": ["GET"]}),
+        ("service", "rewrite", {"uri": "/"}),
+    ],
+)
+def test_http_only_settings_on_a_tcp_service_are_spec_errors(
+    section: str, field: str, value: Any
+) -> None:
+    """Flagger drops them without a word; an A/B run would send every connection to the
+    canary, since its TCP route has no match to hold the rest on the primary."""
+    kwargs = corpus_bundle("tcp").kwargs()
+    kwargs["canary"]["spec"][section][field] = value
+    with pytest.raises(SpecError) as raised:
+        ReleaseSpec.parse(**kwargs)
+    (problem,) = raised.value.problems
+    assert problem.path == f"spec.{section}.{field}"
+    assert problem.message == "needs HTTP routes, and appProtocol 'TCP' routes TCP"
+
+
+def test_a_tcp_match_other_than_port_is_a_spec_error() -> None:
+    with pytest.raises(SpecError) as raised:
+        with_service("tcp", match=[{"port": 9898}, {"port": 80, "uri": {"prefix": "/"}}])
+    (problem,) = raised.value.problems
+    assert str(problem) == "spec.service.match[1]: a TCP route matches on port only; remove uri"
