@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..spec import ReleaseSpec
+from ..spec.base import SpecModel
 from ..spec.istio import HTTPMatchRequest, StringMatch
 from .metadata import FLUX_OPT_OUT, object_metadata
 
@@ -54,7 +55,8 @@ def destination_rules(release: ReleaseSpec) -> list[dict[str, Any]]:
 
 def virtual_service(release: ReleaseSpec, state: TrafficState | None = None) -> dict[str, Any]:
     service = release.spec.service
-    spec: dict[str, Any] = {}
+    # A delegate has no gateways, and its hosts are empty: Flagger's Go type always writes them.
+    spec: dict[str, Any] = {"hosts": []}
     if not service.delegation:
         hosts = list(service.hosts)
         if release.service not in hosts and "*" not in hosts:
@@ -105,14 +107,17 @@ def _http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, An
     analysis = release.spec.analysis
     weighted = _destinations(release, state)
     if analysis.match:
+        # Everyone else stays on the primary: Istio sends a sole destination all traffic, so
+        # its weight (the primary's, as Flagger writes it) has no effect.
+        rest = [_destination(release, release.primary_service, state.primary_weight)]
         http = [
-            _route(release, _merge(analysis.match, service.match), weighted, state),
-            _route(release, service.match, [_destination(release, release.primary_service, 100)]),
+            _route(release, _merge(analysis.match, service.match), weighted),
+            _route(release, service.match, rest),
         ]
     elif analysis.session_affinity and state.cookie and state.canary_weight:
         http = _sticky_routes(release, state, weighted)
     else:
-        http = [_route(release, service.match, weighted, state)]
+        http = [_route(release, service.match, weighted, mirror=state.mirror)]
     return http
 
 
@@ -123,10 +128,7 @@ def _tcp_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any
     match = [{"port": m.port} if m.port else {} for m in release.spec.service.match]
     if match:
         route["match"] = match
-    route["route"] = [
-        _destination(release, release.primary_service, state.primary_weight),
-        _destination(release, release.canary_service, state.canary_weight),
-    ]
+    route["route"] = _split(release, state.canary_weight)
     return [route]
 
 
@@ -145,24 +147,15 @@ def _route(
     release: ReleaseSpec,
     match: list[HTTPMatchRequest],
     destinations: list[dict[str, Any]],
-    state: TrafficState | None = None,
+    *,
+    mirror: bool = False,
 ) -> dict[str, Any]:
-    service = release.spec.service
     route: dict[str, Any] = {}
     if match:
-        route["match"] = [condition.to_manifest() for condition in match]
-    for key, value in (
-        ("rewrite", service.rewrite),
-        ("retries", service.retries),
-        ("corsPolicy", service.cors_policy),
-        ("headers", service.headers),
-    ):
-        if value is not None:
-            route[key] = value.to_manifest()
-    if service.timeout:
-        route["timeout"] = service.timeout
+        route["match"] = [_go_shape(condition) for condition in match]
+    route.update(_route_options(release))
     route["route"] = destinations
-    if state is not None and state.mirror:
+    if mirror:
         route["mirror"] = {"host": release.canary_service}
         weight = release.spec.analysis.mirror_weight
         if weight:
@@ -170,11 +163,35 @@ def _route(
     return route
 
 
+def _route_options(release: ReleaseSpec) -> dict[str, Any]:
+    """The `service` settings Flagger copies onto every HTTP route, as its Istio types write
+    them: `rewrite` without `type` (Gateway API's), `retries` always with `attempts`."""
+    service = release.spec.service
+    options: dict[str, Any] = {}
+    if service.rewrite is not None:
+        rewrite = service.rewrite.to_manifest()
+        options["rewrite"] = {key: rewrite[key] for key in ("uri", "authority") if key in rewrite}
+    if service.timeout:
+        options["timeout"] = service.timeout
+    if service.retries is not None:
+        options["retries"] = {"attempts": 0, **service.retries.to_manifest()}
+    if service.cors_policy is not None:
+        options["corsPolicy"] = _go_shape(service.cors_policy)
+    if service.headers is not None:
+        options["headers"] = service.headers.to_manifest()
+    return options
+
+
+def _go_shape(model: SpecModel) -> dict[str, Any]:
+    """The model as Flagger's Go types serialise it: a false flag (`ignoreUriCase`,
+    `allowCredentials`) is left out, as `omitempty` does; Istio reads both as false."""
+    return {key: value for key, value in model.to_manifest().items() if value is not False}
+
+
 def _destinations(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
     """The weighted split; with sticky sessions each side sets the cookie that keeps a user on
     it (the primary's only when `primaryCookieName` is given)."""
-    primary = _destination(release, release.primary_service, state.primary_weight)
-    canary = _destination(release, release.canary_service, state.canary_weight)
+    primary, canary = _split(release, state.canary_weight)
     affinity = release.spec.analysis.session_affinity
     if affinity and state.cookie and state.canary_weight:
         for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
@@ -195,11 +212,9 @@ def _sticky_routes(
     routes = []
     for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
         match = HTTPMatchRequest(headers={"Cookie": StringMatch(regex=_cookie_regex(name, value))})
-        destinations = [
-            _destination(release, release.primary_service, 100 - canary_weight),
-            _destination(release, release.canary_service, canary_weight),
-        ]
-        routes.append(_route(release, _merge([match], service.match), destinations))
+        routes.append(
+            _route(release, _merge([match], service.match), _split(release, canary_weight))
+        )
     return [*routes, _route(release, service.match, weighted)]
 
 
@@ -234,6 +249,14 @@ def _cookie(name: str, value: str, affinity: Any) -> str:
     if affinity.same_site:
         parts.append(f"SameSite={affinity.same_site}")
     return "; ".join(parts)
+
+
+def _split(release: ReleaseSpec, canary_weight: int) -> list[dict[str, Any]]:
+    """The primary and the canary destinations, weighted; Flagger writes a weight of 0 too."""
+    return [
+        _destination(release, release.primary_service, 100 - canary_weight),
+        _destination(release, release.canary_service, canary_weight),
+    ]
 
 
 def _destination(release: ReleaseSpec, host: str, weight: int) -> dict[str, Any]:

@@ -175,7 +175,7 @@ def test_ab_routes_round_trip(kube: KubeEmulator, kubeconfig: Path) -> None:
         assert stored is not None
         tested, default = stored["spec"]["http"]
         assert tested["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
-        assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 100}]
+        assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 0}]
         cluster.set_routes(TrafficState())
         assert cluster.read_routes() == (100, 0, False)
 

@@ -492,3 +492,228 @@ def test_a_tcp_match_other_than_port_is_a_spec_error() -> None:
         with_service("tcp", match=[{"port": 9898}, {"port": 80, "uri": {"prefix": "/"}}])
     (problem,) = raised.value.problems
     assert str(problem) == "spec.service.match[1]: a TCP route matches on port only; remove uri"
+
+
+# --- 6. Whole objects, at rest and in every traffic state (pkg/router/istio_test.go) -----------
+
+ROUTER_MATCH = {"name": "podinfo", "uri": {"prefix": "/podinfo"}, "method": {"exact": "GET"}}
+ROUTER_OPTIONS = {
+    "retries": {"attempts": 10, "perTryTimeout": "30s", "retryOn": "connect-failure,gateway-error"},
+    "corsPolicy": {"allowMethods": ["GET", "POST"]},
+    "headers": {
+        "request": {"add": {"x-envoy-upstream-rq-timeout-ms": "15000"}, "remove": ["test"]},
+        "response": {"remove": ["token"]},
+    },
+}
+
+
+def router_destinations(primary: int, canary: int) -> list[dict[str, Any]]:
+    """TestIstioRouter_GatewayPort: port discovery behind an ingress gateway adds the port."""
+    return [
+        {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": primary},
+        {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": canary},
+    ]
+
+
+def router_route(primary: int, canary: int, **extra: Any) -> dict[str, Any]:
+    match = {**ROUTER_MATCH, "ignoreUriCase": True}
+    return {
+        "match": [match],
+        **ROUTER_OPTIONS,
+        "route": router_destinations(primary, canary),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "route"),
+    [
+        (routing.TrafficState(), router_route(100, 0)),
+        (routing.TrafficState(40), router_route(60, 40)),
+        (
+            routing.TrafficState(mirror=True),
+            router_route(100, 0, mirror={"host": "podinfo-canary"}),
+        ),
+    ],
+    ids=["reconcile", "set-routes-60-40", "mirror"],
+)
+def test_router_fixture_virtual_service(state: routing.TrafficState, route: dict[str, Any]) -> None:
+    """TestIstioRouter_Sync, _SetRoutes ("normal", "mirror" without mirrorWeight),
+    _HTTPRequestHeaders, _CORS, _GatewayPort: the whole object."""
+    release = corpus_bundle("flagger-router").release()
+    vs = routing.virtual_service(release, state)
+    assert istio_schema_errors(vs) == []
+    assert vs == {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": "default", "annotations": FLUX},
+        "spec": {
+            "hosts": ["podinfo"],
+            "gateways": ["istio/public-gateway", "mesh"],
+            "http": [route],
+        },
+    }
+    assert routing.route_weights(vs["spec"], release) == (
+        state.primary_weight,
+        state.canary_weight,
+        state.mirror,
+    )
+
+
+@pytest.mark.parametrize(("mirror_weight", "percentage"), [(0, None), (10, 10), (50, 50)])
+def test_mirror_percentage_only_with_a_mirror_weight(
+    mirror_weight: int, percentage: int | None
+) -> None:
+    """TestIstioRouter_SetRoutes "mirror": mirrorWeight 0, 10, 50."""
+    kwargs = corpus_bundle("flagger-router").kwargs()
+    kwargs["canary"]["spec"]["analysis"].update(mirror=True, mirrorWeight=mirror_weight)
+    release = ReleaseSpec.parse(**kwargs)
+    (route,) = routing.routes(release, routing.TrafficState(mirror=True))["http"]
+    assert route["mirror"] == {"host": "podinfo-canary"}
+    assert route.get("mirrorPercentage") == (percentage and {"value": percentage})
+
+
+def test_ab_fixture_at_rest_and_during_the_test() -> None:
+    """TestIstioRouter_ABTest and _Match: the matched route, then the rest on the primary with
+    the primary's weight (0 during the test; Istio sends a sole destination everything)."""
+    release = corpus_bundle("flagger-abtest").release()
+    matched = {"match": [{"headers": {"x-user-type": {"exact": "test"}}}]}
+
+    def split(primary: int, canary: int) -> list[dict[str, Any]]:
+        return [
+            {"destination": {"host": "abtest-primary"}, "weight": primary},
+            {"destination": {"host": "abtest-canary"}, "weight": canary},
+        ]
+
+    for state, primary in ((routing.TrafficState(), 100), (routing.TrafficState(100), 0)):
+        vs = routing.virtual_service(release, state)
+        assert istio_schema_errors(vs) == []
+        assert vs["spec"] == {
+            "hosts": ["abtest"],
+            "gateways": ["mesh"],
+            "http": [
+                {**matched, "route": split(primary, 100 - primary)},
+                {"route": [{"destination": {"host": "abtest-primary"}, "weight": primary}]},
+            ],
+        }
+        assert routing.route_weights(vs["spec"], release) == (primary, 100 - primary, False)
+
+
+def test_ab_fixture_merged_with_a_service_match() -> None:
+    """TestIstioRouter_Match, second case: each analysis condition narrows a copy of the
+    service match; the default route keeps the service match."""
+    kwargs = corpus_bundle("flagger-abtest").kwargs()
+    service_match = {**ROUTER_MATCH, "ignoreUriCase": True}
+    kwargs["canary"]["spec"]["service"]["match"] = [service_match]
+    kwargs["canary"]["spec"]["analysis"]["match"] = [
+        {"headers": {"x-user-type": {"exact": "test"}, "x-auth-test": {"exact": "test"}}},
+        {"headers": {"x-session-id": {"exact": "test"}}},
+    ]
+    matched, default = routing.routes(ReleaseSpec.parse(**kwargs), routing.TrafficState(100))[
+        "http"
+    ]
+    assert matched["match"] == [
+        {
+            **service_match,
+            "headers": {"x-user-type": {"exact": "test"}, "x-auth-test": {"exact": "test"}},
+        },
+        {**service_match, "headers": {"x-session-id": {"exact": "test"}}},
+    ]
+    assert default["match"] == [service_match]
+
+
+def test_delegate_has_empty_hosts_no_gateways_and_routes_to_the_port() -> None:
+    """TestIstioRouter_Delegate "ok": Flagger's type always writes `hosts`, empty here."""
+    release = with_service("flagger-router", gateways=[], hosts=[], delegation=True)
+    vs = routing.virtual_service(release, routing.TrafficState(10))
+    assert istio_schema_errors(vs) == []
+    assert vs["spec"] == {"hosts": [], "http": [router_route(90, 10)]}
+
+
+def test_hosts_keep_the_users_and_append_the_apex() -> None:
+    """TestIstioRouter_Sync's update: a host added to the Canary."""
+    release = with_service("flagger-router", hosts=["test.example.com"])
+    assert routing.virtual_service(release)["spec"]["hosts"] == ["test.example.com", "podinfo"]
+
+
+def test_route_options_as_flaggers_istio_types_write_them() -> None:
+    """`retries.attempts` has no omitempty (0 when unset), `rewrite.type` is Gateway API's only,
+    and a false `ignoreUriCase` or `allowCredentials` is omitted."""
+    release = with_service(
+        "flagger-router",
+        retries={"retryOn": "5xx"},
+        rewrite={"uri": "/", "authority": "podinfo.internal", "type": "ReplacePrefixMatch"},
+        corsPolicy={"allowMethods": ["GET"], "allowCredentials": False},
+        match=[{"uri": {"prefix": "/"}, "ignoreUriCase": False}],
+    )
+    vs = routing.virtual_service(release)
+    assert istio_schema_errors(vs) == []
+    (route,) = vs["spec"]["http"]
+    assert route["retries"] == {"attempts": 0, "retryOn": "5xx"}
+    assert route["rewrite"] == {"uri": "/", "authority": "podinfo.internal"}
+    assert route["corsPolicy"] == {"allowMethods": ["GET"]}
+    assert route["match"] == [{"uri": {"prefix": "/"}}]
+
+
+def test_destination_rules_are_host_and_traffic_policy_only() -> None:
+    """reconcileDestinationRule: `{host, trafficPolicy}`, canary and primary."""
+    release = corpus_bundle("traffic-policy").release()
+    policy = corpus_bundle("traffic-policy").canary["spec"]["service"]["trafficPolicy"]
+    assert routing.destination_rules(release) == [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": "test"},
+            "spec": {"host": name, "trafficPolicy": policy},
+        }
+        for name in ("backend-primary", "backend-canary")
+    ]
+
+
+def test_router_fixture_services_and_primary() -> None:
+    """TestServiceRouter_Create and the primary createPrimaryDeployment makes, whole."""
+    release = corpus_bundle("flagger-router").release()
+    apex, primary, canary = routing.services(release)
+    ports = [
+        {
+            "name": "http",
+            "port": 9898,
+            "targetPort": 9898,
+            "protocol": "TCP",
+            "appProtocol": "http",
+        },
+        {"name": "http-prom", "port": 9797, "targetPort": 9797, "protocol": "TCP"},
+    ]
+    for service, name, selected in (
+        (apex, "podinfo", "podinfo-primary"),
+        (primary, "podinfo-primary", "podinfo-primary"),
+        (canary, "podinfo-canary", "podinfo"),
+    ):
+        assert service == {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "labels": {"app": name},
+                "annotations": FLUX,
+            },
+            "spec": {"type": "ClusterIP", "selector": {"app": selected}, "ports": ports},
+        }
+    deployment = routing.primary_deployment(release, release.deployment["spec"]["template"], 1)
+    template = copy.deepcopy(release.deployment["spec"]["template"])
+    template["metadata"]["labels"] = {"app": "podinfo-primary"}
+    assert deployment == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "podinfo-primary",
+            "namespace": "default",
+            "labels": {"app": "podinfo-primary"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "podinfo-primary"}},
+            "template": template,
+        },
+    }
