@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from ..spec import ReleaseSpec
 from ..spec.base import SpecModel
-from ..spec.istio import HTTPMatchRequest, StringMatch
+from ..spec.istio import HTTPMatchRequest, SessionAffinity, StringMatch
 from .metadata import FLUX_OPT_OUT, object_metadata
 
 ISTIO_API_VERSION = "networking.istio.io/v1"
@@ -22,13 +22,23 @@ class TrafficState:
     """Where traffic goes at one moment of a release; the default is the at-rest state.
 
     `canary_weight` is the canary's share of the weighted route: all traffic for the canary
-    strategy, only the matched segment for A/B. `cookie` is the sticky-session value that
-    session affinity sets on canary responses.
+    strategy, only the matched segment for A/B. With session affinity:
+
+    - `cookie` is this run's cookie value. While the canary has weight, canary responses set
+      it, primary responses set `<cookie>-primary` (with `primaryCookieName`), and requests
+      carrying either stay on their side.
+    - `previous_cookie` is the value a finished run set. While the canary has no weight,
+      requests carrying it get it back expired, so browsers drop it (Flagger keeps this route
+      until the next run sets a cookie).
+    - `interval_seconds` is the analysis interval the release runs with: the primary cookie's
+      lifetime, so that primary holders are dealt again at each step. Unset, the spec's.
     """
 
     canary_weight: int = 0
     mirror: bool = False
     cookie: str | None = None
+    previous_cookie: str | None = None
+    interval_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.canary_weight <= 100:
@@ -55,14 +65,14 @@ def destination_rules(release: ReleaseSpec) -> list[dict[str, Any]]:
 
 def virtual_service(release: ReleaseSpec, state: TrafficState | None = None) -> dict[str, Any]:
     service = release.spec.service
-    # A delegate has no gateways, and its hosts are empty: Flagger's Go type always writes them.
-    spec: dict[str, Any] = {"hosts": []}
-    if not service.delegation:
+    if service.delegation:
+        # No hosts or gateways; Flagger's Go type writes the empty hosts all the same.
+        spec: dict[str, Any] = {"hosts": []}
+    else:
         hosts = list(service.hosts)
         if release.service not in hosts and "*" not in hosts:
             hosts.append(release.service)
-        spec["hosts"] = hosts
-        spec["gateways"] = list(service.gateways) or ["mesh"]
+        spec = {"hosts": hosts, "gateways": list(service.gateways) or ["mesh"]}
     spec.update(routes(release, state or TrafficState()))
     metadata = object_metadata(
         release.service, release.namespace, *_virtual_service_metadata(release)
@@ -94,7 +104,7 @@ def route_weights(spec: Mapping[str, Any], release: ReleaseSpec) -> tuple[int, i
     primary_host = release.primary_service
     for route in spec.get(route_field(release)) or []:
         if _is_sticky(route, release):
-            continue  # cookie holders' 0/100 route; the split is in the route after it
+            continue  # a cookie's route (sticky or expiring); the split is in the last one
         hosts = {d["destination"]["host"]: d.get("weight", 0) for d in route.get("route", [])}
         if canary_host in hosts and primary_host in hosts:
             mirrored = route.get("mirror", {}).get("host") == canary_host
@@ -105,19 +115,23 @@ def route_weights(spec: Mapping[str, Any], release: ReleaseSpec) -> tuple[int, i
 def _http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
     service = release.spec.service
     analysis = release.spec.analysis
-    weighted = _destinations(release, state)
     if analysis.match:
-        # Everyone else stays on the primary: Istio sends a sole destination all traffic, so
-        # its weight (the primary's, as Flagger writes it) has no effect.
+        # A/B replaces cookies and mirroring. Everyone else stays on the primary: Istio sends a
+        # sole destination all traffic, so its weight (the primary's, as Flagger writes it)
+        # has no effect.
         rest = [_destination(release, release.primary_service, state.primary_weight)]
-        http = [
-            _route(release, _merge(analysis.match, service.match), weighted),
+        return [
+            _route(
+                release, _merge(analysis.match, service.match), _split(release, state.canary_weight)
+            ),
             _route(release, service.match, rest),
         ]
-    elif analysis.session_affinity and state.cookie and state.canary_weight:
-        http = _sticky_routes(release, state, weighted)
-    else:
-        http = [_route(release, service.match, weighted, mirror=state.mirror)]
+    weighted = _destinations(release, state)
+    if analysis.session_affinity and state.cookie and state.canary_weight:
+        return _sticky_routes(release, state, weighted)
+    http = [_route(release, service.match, weighted, mirror=state.mirror)]
+    if analysis.session_affinity and state.previous_cookie and not state.canary_weight:
+        http.insert(0, _expiring_route(release, state.previous_cookie))
     return http
 
 
@@ -194,10 +208,9 @@ def _destinations(release: ReleaseSpec, state: TrafficState) -> list[dict[str, A
     primary, canary = _split(release, state.canary_weight)
     affinity = release.spec.analysis.session_affinity
     if affinity and state.cookie and state.canary_weight:
-        for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
-            cookie = _cookie(name, value, affinity)
-            destination = canary if canary_weight else primary
-            destination["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+        for cookie in _sticky_cookies(release, state):
+            destination = canary if cookie.canary_weight else primary
+            destination["headers"] = {"response": {"add": {"Set-Cookie": cookie.set_cookie}}}
     return [primary, canary]
 
 
@@ -206,48 +219,81 @@ def _sticky_routes(
 ) -> list[dict[str, Any]]:
     """Users who got the canary cookie stay on the canary, those who got the primary cookie (if
     named) on the primary; the rest are split by weight."""
-    affinity = release.spec.analysis.session_affinity
-    assert affinity is not None and state.cookie is not None
     service = release.spec.service
-    routes = []
-    for name, value, canary_weight in _sticky_cookies(affinity, state.cookie):
-        match = HTTPMatchRequest(headers={"Cookie": StringMatch(regex=_cookie_regex(name, value))})
-        routes.append(
-            _route(release, _merge([match], service.match), _split(release, canary_weight))
+    routes = [
+        _route(
+            release,
+            _merge([_cookie_match(cookie.name, cookie.value)], service.match),
+            _split(release, cookie.canary_weight),
         )
+        for cookie in _sticky_cookies(release, state)
+    ]
     return [*routes, _route(release, service.match, weighted)]
 
 
-def _sticky_cookies(affinity: Any, value: str) -> list[tuple[str, str, int]]:
-    """(name, value, canary weight) of each sticky cookie. The values differ, so one side's
-    cookie never matches the other's route, even when one name contains the other (Flagger's
-    `flagger-cookie` and `primary-flagger-cookie`)."""
-    cookies = [(affinity.cookie_name, value, 100)]
+def _expiring_route(release: ReleaseSpec, previous_cookie: str) -> dict[str, Any]:
+    """The weighted route for requests carrying the previous run's canary cookie, answering
+    with that cookie expired (`Max-Age=-1`). Flagger's `Set-Cookie` has no other attribute;
+    this one repeats those it was set with, since a browser only drops a cookie of the same
+    domain, path and partition."""
+    affinity = release.spec.analysis.session_affinity
+    assert affinity is not None
+    match = _merge(
+        [_cookie_match(affinity.cookie_name, previous_cookie)], release.spec.service.match
+    )
+    route = _route(release, match, _split(release, 0))
+    expired = _set_cookie(affinity.cookie_name, previous_cookie, -1, affinity)
+    response = route.setdefault("headers", {}).setdefault("response", {})
+    response.setdefault("add", {})["Set-Cookie"] = expired
+    return route
+
+
+@dataclass(frozen=True)
+class _StickyCookie:
+    name: str
+    value: str
+    canary_weight: int
+    set_cookie: str
+
+
+def _sticky_cookies(release: ReleaseSpec, state: TrafficState) -> list[_StickyCookie]:
+    """The canary's cookie, for `maxAge`, and the primary's, for one analysis interval. Their
+    values differ, so one side's cookie never matches the other's route, even when one name
+    contains the other (Flagger's `flagger-cookie` and `primary-flagger-cookie`)."""
+    affinity = release.spec.analysis.session_affinity
+    assert affinity is not None and state.cookie is not None
+    sides = [(affinity.cookie_name, state.cookie, 100, affinity.max_age)]
     if affinity.primary_cookie_name:
-        cookies.append((affinity.primary_cookie_name, f"{value}-primary", 0))
-    return cookies
+        interval = state.interval_seconds or release.spec.analysis.interval_seconds
+        sides.append((affinity.primary_cookie_name, f"{state.cookie}-primary", 0, int(interval)))
+    return [
+        _StickyCookie(name, value, weight, _set_cookie(name, value, max_age, affinity))
+        for name, value, weight, max_age in sides
+    ]
 
 
-def _cookie_regex(name: str, value: str) -> str:
+def _cookie_match(name: str, value: str) -> HTTPMatchRequest:
     """The whole Cookie header (Istio's RE2 regex matches whole values) holding `name=value`
     as one of its cookies, not as the tail of another cookie's name or value."""
-    return f"(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?"
+    regex = f"(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?"
+    return HTTPMatchRequest(headers={"Cookie": StringMatch(regex=regex)})
 
 
-def _cookie(name: str, value: str, affinity: Any) -> str:
-    parts = [f"{name}={value}", f"Max-Age={affinity.max_age}"]
-    for attribute, setting in (("Domain", affinity.domain), ("Path", affinity.path)):
-        if setting:
-            parts.append(f"{attribute}={setting}")
-    for attribute, flag in (
+def _set_cookie(name: str, value: str, max_age: int, affinity: SessionAffinity) -> str:
+    """A `Set-Cookie` value with its attributes in Flagger's order (SessionAffinity.BuildCookie)."""
+    parts = [f"{name}={value}", f"Max-Age={max_age}"]
+    for attribute, setting in (
+        ("Domain", affinity.domain),
         ("HttpOnly", affinity.http_only),
-        ("Secure", affinity.secure),
         ("Partitioned", affinity.partitioned),
+        ("Path", affinity.path),
+        ("SameSite", affinity.same_site),
+        ("Secure", affinity.secure),
     ):
-        if flag:
+        if setting is True:
             parts.append(attribute)
-    if affinity.same_site:
-        parts.append(f"SameSite={affinity.same_site}")
+        elif setting:
+            parts.append(f"{attribute}={setting}")
     return "; ".join(parts)
 
 

@@ -7,6 +7,7 @@ Flagger-shaped manifests and the outputs go through the public API only.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -717,3 +718,179 @@ def test_router_fixture_services_and_primary() -> None:
             "template": template,
         },
     }
+
+
+# --- 7. Sticky sessions (pkg/router/istio.go getSessionAffinityRouteRules, SessionAffinity
+# BuildCookie in pkg/apis/flagger/v1beta1/canary.go) ---------------------------------------------
+
+ROUTER_AFFINITY = {
+    "cookieName": "flagger-cookie",
+    "domain": "flagger.app",
+    "httpOnly": True,
+    "maxAge": 300,
+    "partitioned": True,
+    "path": "/app",
+    "sameSite": "Strict",
+    "secure": True,
+}
+ATTRIBUTES = "Domain=flagger.app; HttpOnly; Partitioned; Path=/app; SameSite=Strict; Secure"
+
+
+def sticky_release(affinity: dict[str, Any], interval: str = "1m") -> ReleaseSpec:
+    kwargs = corpus_bundle("flagger-router").kwargs()
+    kwargs["canary"]["spec"]["analysis"].update(interval=interval, sessionAffinity=affinity)
+    return ReleaseSpec.parse(**kwargs)
+
+
+def set_cookies(route: dict[str, Any]) -> dict[str, str]:
+    """The Set-Cookie each destination of a route adds, by host."""
+    return {
+        d["destination"]["host"]: d["headers"]["response"]["add"]["Set-Cookie"]
+        for d in route["route"]
+        if "headers" in d
+    }
+
+
+def cookie_regex(route: dict[str, Any]) -> str:
+    (condition,) = route["match"]
+    return str(condition["headers"]["Cookie"]["regex"])
+
+
+def test_a_sticky_run_pins_cookie_holders_and_sets_the_cookie_on_canary_responses() -> None:
+    """TestIstioRouter_SetRoutes "session affinity": at 10% and 50%, a cookie route to the
+    canary, then the weighted route whose canary responses set the cookie, attributes in
+    BuildCookie's order."""
+    release = sticky_release(ROUTER_AFFINITY)
+    for weight in (10, 50):
+        state = routing.TrafficState(weight, cookie="c0ffee")
+        vs = routing.virtual_service(release, state)
+        assert istio_schema_errors(vs) == []
+        sticky, weighted = vs["spec"]["http"]
+        assert re.fullmatch(cookie_regex(sticky), "theme=dark; flagger-cookie=c0ffee")
+        assert sticky["route"] == router_destinations(0, 100)
+        assert set_cookies(weighted) == {
+            "podinfo-canary": f"flagger-cookie=c0ffee; Max-Age=300; {ATTRIBUTES}"
+        }
+        assert {k: v for k, v in sticky.items() if k not in ("match", "route")} == ROUTER_OPTIONS
+        assert routing.route_weights(vs["spec"], release) == (100 - weight, weight, False)
+
+
+def test_after_the_run_the_previous_cookie_is_answered_expired() -> None:
+    """TestIstioRouter_SetRoutes "session affinity", promotion (100/0): a route matching the
+    previous cookie, routed as the weighted route, returns the cookie with Max-Age=-1 (and, a
+    divergence, the attributes it was set with); the weighted route sets no cookie."""
+    release = sticky_release(ROUTER_AFFINITY)
+    vs = routing.virtual_service(release, routing.TrafficState(previous_cookie="c0ffee"))
+    assert istio_schema_errors(vs) == []
+    expiring, weighted = vs["spec"]["http"]
+    assert re.fullmatch(cookie_regex(expiring), "flagger-cookie=c0ffee")
+    assert not re.fullmatch(cookie_regex(expiring), "flagger-cookie=d00d")
+    assert expiring["route"] == router_destinations(100, 0)
+    assert expiring["headers"] == {
+        "request": ROUTER_OPTIONS["headers"]["request"],
+        "response": {
+            "remove": ["token"],
+            "add": {"Set-Cookie": f"flagger-cookie=c0ffee; Max-Age=-1; {ATTRIBUTES}"},
+        },
+    }
+    assert weighted == router_route(100, 0)
+    assert routing.route_weights(vs["spec"], release) == (100, 0, False)
+
+
+def test_without_cookie_attributes_the_expired_cookie_is_flaggers() -> None:
+    """TestIstioRouter_getSessionAffinityRoutes: `<cookie>; Max-Age=-1`."""
+    release = sticky_release({"cookieName": "flagger-cookie", "maxAge": 300})
+    expiring, _ = routing.routes(release, routing.TrafficState(previous_cookie="c0ffee"))["http"]
+    assert expiring["headers"]["response"]["add"] == {
+        "Set-Cookie": "flagger-cookie=c0ffee; Max-Age=-1"
+    }
+
+
+def test_the_primary_cookie_lives_one_analysis_interval() -> None:
+    """TestIstioRouter_getSessionAffinityRoutes "with primary cookie": interval 15s gives
+    Max-Age=15 on the primary's cookie, maxAge on the canary's; three routes."""
+    release = sticky_release(
+        {
+            "cookieName": "canary-flagger-cookie",
+            "primaryCookieName": "primary-flagger-cookie",
+            "maxAge": 300,
+        },
+        interval="15s",
+    )
+    canary_sticky, primary_sticky, weighted = routing.routes(
+        release, routing.TrafficState(10, cookie="c0ffee")
+    )["http"]
+    assert canary_sticky["route"] == router_destinations(0, 100)
+    assert primary_sticky["route"] == router_destinations(100, 0)
+    assert re.fullmatch(cookie_regex(primary_sticky), "primary-flagger-cookie=c0ffee-primary")
+    assert set_cookies(weighted) == {
+        "podinfo-primary": "primary-flagger-cookie=c0ffee-primary; Max-Age=15",
+        "podinfo-canary": "canary-flagger-cookie=c0ffee; Max-Age=300",
+    }
+
+
+def test_the_primary_cookie_follows_the_interval_the_release_runs_with() -> None:
+    release = sticky_release(
+        {"cookieName": "c", "primaryCookieName": "p", "maxAge": 300}, interval="15s"
+    )
+    state = routing.TrafficState(10, cookie="c0ffee", interval_seconds=2.5)
+    _, _, weighted = routing.routes(release, state)["http"]
+    assert set_cookies(weighted)["podinfo-primary"] == "p=c0ffee-primary; Max-Age=2"
+
+
+def test_e2e_cookie_cleanup_after_promotion() -> None:
+    """test/istio/test-session-affinity.sh, "Verifying cookie cleanup": a request carrying the
+    previous canary cookie gets that cookie back with Max-Age=-1."""
+    kwargs = corpus_bundle("port-discovery").kwargs()
+    kwargs["canary"]["spec"]["service"] = {
+        "port": 80,
+        "targetPort": 9898,
+        "gateways": ["istio-system/istio-ingressgateway"],
+        "hosts": ["*"],
+    }
+    kwargs["canary"]["spec"]["analysis"] = {
+        "interval": "15s",
+        "threshold": 15,
+        "maxWeight": 30,
+        "stepWeight": 10,
+        "sessionAffinity": {
+            "cookieName": "canary-flagger-cookie",
+            "primaryCookieName": "primary-flagger-cookie",
+        },
+    }
+    release = ReleaseSpec.parse(**kwargs)
+    vs = routing.virtual_service(release, routing.TrafficState(previous_cookie="XyzAbcDefG"))
+    assert istio_schema_errors(vs) == []
+    assert vs["spec"]["hosts"] == ["*"]
+    request = "canary-flagger-cookie=XyzAbcDefG"
+    route = next(
+        r for r in vs["spec"]["http"] if "match" not in r or re.fullmatch(cookie_regex(r), request)
+    )
+    response = route["headers"]["response"]["add"]["Set-Cookie"]
+    assert request in response
+    assert "Max-Age=-1" in response
+
+
+def test_mirroring_after_a_sticky_run_mirrors_the_weighted_route() -> None:
+    """Divergence: Flagger sets the mirror on the first route, which is then the expiring
+    route, so only the previous cookie's holders would be mirrored."""
+    release = sticky_release(ROUTER_AFFINITY)
+    state = routing.TrafficState(mirror=True, previous_cookie="c0ffee")
+    expiring, weighted = routing.routes(release, state)["http"]
+    assert "mirror" not in expiring
+    assert weighted["mirror"] == {"host": "podinfo-canary"}
+    assert routing.route_weights({"http": [expiring, weighted]}, release) == (100, 0, True)
+
+
+def test_a_b_routes_win_over_sticky_sessions() -> None:
+    """SetRoutes builds the A/B routes last, replacing the cookie routes."""
+    kwargs = corpus_bundle("flagger-abtest").kwargs()
+    kwargs["canary"]["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "flagger-cookie"}
+    release = ReleaseSpec.parse(**kwargs)
+    for state in (
+        routing.TrafficState(100, cookie="c0ffee"),
+        routing.TrafficState(previous_cookie="c0ffee"),
+    ):
+        assert routing.routes(release, state) == routing.routes(
+            corpus_bundle("flagger-abtest").release(), state
+        )
