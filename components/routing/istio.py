@@ -232,10 +232,10 @@ def _sticky_routes(
 
 
 def _expiring_route(release: ReleaseSpec, previous_cookie: str) -> dict[str, Any]:
-    """The weighted route for requests carrying the previous run's canary cookie, answering
-    with that cookie expired (`Max-Age=-1`). Flagger's `Set-Cookie` has no other attribute;
-    this one repeats those it was set with, since a browser only drops a cookie of the same
-    domain, path and partition."""
+    """The weighted route again, for requests carrying the previous run's canary cookie, and
+    answering them with that cookie expired (`Max-Age=-1`). Flagger's `Set-Cookie` has no other
+    attribute; this one repeats those it was set with, since a browser only drops the cookie of
+    the same domain, path and partition."""
     affinity = release.spec.analysis.session_affinity
     assert affinity is not None
     match = _merge(
