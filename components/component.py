@@ -2,10 +2,11 @@
 gate that releases it during `pulumi up` (guard, Rollout, finaliser; see provider/rollout.py).
 
 Field ownership, decided once: a release changes the VirtualService's `spec.http` (weights,
-mirror, sticky routes) and the canary Deployment's `spec.replicas`. Both are declared with
-`ignore_changes`, so pulumi-kubernetes relinquishes them in server-side apply and the release
-engine owns them under its own field manager. `pulumi.com/patchForce` was rejected: it would make
-every `pulumi up` take the fields back and reset traffic in the middle of a release.
+mirror, sticky routes; `spec.tcp` for a TCP service) and the canary Deployment's
+`spec.replicas`. Both are declared with `ignore_changes`, so pulumi-kubernetes relinquishes them
+in server-side apply and the release engine owns them under its own field manager.
+`pulumi.com/patchForce` was rejected: it would make every `pulumi up` take the fields back and
+reset traffic in the middle of a release.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
 
 TYPE_TOKEN = "canary:index:CanaryDeployment"
-# Fields a running release writes; Pulumi must not fight over them (see the module docstring).
-RELEASE_OWNED_ROUTES = ["spec.http"]
+# Fields a running release writes, besides its routes (routing.owned_route_field); Pulumi must
+# not fight over them (see the module docstring).
 RELEASE_OWNED_REPLICAS = ["spec.replicas"]
 # The order of routing.services(): apex, primary, canary.
 ROLES = ("apex", "primary", "canary")
@@ -156,7 +157,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    ignore_changes=RELEASE_OWNED_ROUTES,
+                    ignore_changes=[routing.owned_route_field(release)],
                     depends_on=[*self.services, *self.destination_rules],
                 ),
             ),

@@ -224,12 +224,46 @@ def istio_schema_errors(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def kubernetes_errors(manifest: Mapping[str, Any]) -> list[str]:
-    """Kubernetes' own OpenAPI schema, strict: unknown fields are errors."""
+    """Kubernetes' own OpenAPI schema, strict: unknown fields are errors; for a Service, also
+    the API server's port rules that no schema expresses."""
     try:
         kubernetes_validate.validate(dict(manifest), KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as error:
         return [str(error).splitlines()[0]]
+    if manifest["kind"] == "Service":
+        return service_port_errors(manifest)
     return []
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def service_port_errors(service: Mapping[str, Any]) -> list[str]:
+    """ValidateService's port checks: with several ports each has a DNS-1123 label name, names
+    and (port, protocol) pairs are unique, and a named targetPort is an IANA service name."""
+    ports = service["spec"].get("ports") or []
+    errors = []
+    names: set[str] = set()
+    numbers: set[tuple[int, str]] = set()
+    for index, port in enumerate(ports):
+        name = port.get("name") or ""
+        where = f"spec.ports[{index}]"
+        if len(ports) > 1 and not name:
+            errors.append(f"{where}.name: required when a Service has several ports")
+        elif name and (len(name) > 63 or not _DNS1123_LABEL.match(name)):
+            errors.append(f"{where}.name: {name!r} is not a DNS-1123 label")
+        if name in names:
+            errors.append(f"{where}.name: duplicate {name!r}")
+        names.add(name)
+        number = (port["port"], port.get("protocol", "TCP"))
+        if number in numbers:
+            errors.append(f"{where}: duplicate port {number[0]}/{number[1]}")
+        numbers.add(number)
+        target = port.get("targetPort")
+        if isinstance(target, str) and (len(target) > 15 or not _IANA_SVC_NAME.match(target)):
+            errors.append(f"{where}.targetPort: {target!r} is not an IANA service name")
+    return errors
 
 
 # --- Pulumi echo mocks that also record what the engine is told -------------------------------

@@ -25,7 +25,7 @@ from lightkube.types import PatchType
 
 from ..analysis import Condition, WorkloadStatus
 from ..errors import TemporaryError
-from ..routing import ISTIO_API_VERSION, TrafficState, http_routes, route_weights
+from ..routing import ISTIO_API_VERSION, TrafficState, route_weights, routes
 from ..spec import ReleaseSpec
 from .kube import Connections
 from .retry import (
@@ -134,7 +134,8 @@ class Cluster:
     # -- routes -----------------------------------------------------------------------------
 
     def set_routes(self, state: TrafficState) -> None:
-        """Applies `spec.http` only, so Pulumi's field manager keeps hosts, gateways, metadata.
+        """Applies the route list the release owns only (`spec.http`, or `spec.tcp` for a TCP
+        service), so Pulumi's field manager keeps hosts, gateways, metadata.
 
         The VirtualService must exist: an apply would otherwise create one without hosts. The
         apply is idempotent, so a retry after a lost answer is safe.
@@ -150,7 +151,7 @@ class Cluster:
             "apiVersion": ISTIO_API_VERSION,
             "kind": "VirtualService",
             "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {"http": http_routes(self.release, state)},
+            "spec": routes(self.release, state),
         }
         self._call(
             "apply",
@@ -179,7 +180,7 @@ class Cluster:
         )
         if service is None:
             return Routes(100, 0, False)
-        return Routes(*route_weights((service.spec or {}).get("http") or [], self.release))
+        return Routes(*route_weights(service.spec or {}, self.release))
 
     # -- workloads ----------------------------------------------------------------------------
 

@@ -6,10 +6,13 @@ the same functions, so what `pulumi preview` shows is what a release applies.
 
 from .istio import (
     ISTIO_API_VERSION,
+    RouteField,
     TrafficState,
     destination_rules,
-    http_routes,
+    owned_route_field,
+    route_field,
     route_weights,
+    routes,
     virtual_service,
 )
 from .workloads import (
@@ -21,13 +24,16 @@ from .workloads import (
 
 __all__ = [
     "ISTIO_API_VERSION",
+    "RouteField",
     "TrafficState",
     "canary_deployment",
     "destination_rules",
-    "http_routes",
+    "owned_route_field",
     "primary_autoscaler",
     "primary_deployment",
+    "route_field",
     "route_weights",
+    "routes",
     "services",
     "virtual_service",
 ]

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..spec import ReleaseSpec
+from ..spec.canary import CustomMetadata, UnmanagedMetadata
+from .metadata import FLUX_OPT_OUT, copied, object_metadata, without_flux, without_keys
 
 
 def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, Any]:
@@ -24,7 +26,12 @@ def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, A
 def primary_deployment(
     release: ReleaseSpec, pod_template: Mapping[str, Any], replicas: int | None
 ) -> dict[str, Any]:
-    """`<target>-primary` running the promoted pod template, selected by `<app>-primary`."""
+    """`<target>-primary` running the promoted pod template, selected by `<app>-primary`.
+
+    It copies only the target's `app.kubernetes.io` labels and annotations, and its pod template
+    drops Flux's keys, as Flagger's Istio installation does; the pod template's scheduling terms
+    that select the target's pods select the primary's.
+    """
     source = release.deployment
     label, primary_value = release.selector_label, f"{release.selector_value}-primary"
     metadata = source.get("metadata", {})
@@ -38,56 +45,92 @@ def primary_deployment(
     spec["selector"] = {"matchLabels": {label: primary_value}}
     template = _copy(dict(pod_template))
     template_metadata = template.setdefault("metadata", {})
-    template_metadata["labels"] = _relabel(template_metadata.get("labels"), label, primary_value)
+    template_metadata["labels"] = _relabel(
+        without_flux(template_metadata.get("labels")), label, primary_value
+    )
+    annotations = without_flux(template_metadata.pop("annotations", None))
+    if annotations:
+        template_metadata["annotations"] = annotations
+    _select_primary_pods(template.get("spec") or {}, label, release.selector_value)
     spec["template"] = template
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(
+        "metadata": object_metadata(
             release.primary,
             release.namespace,
-            _relabel(metadata.get("labels"), label, primary_value),
-            metadata.get("annotations"),
+            _relabel(copied(metadata.get("labels")), label, primary_value),
+            copied(metadata.get("annotations")),
         ),
         "spec": spec,
     }
 
 
+def _select_primary_pods(pod_spec: dict[str, Any], label: str, value: str) -> None:
+    """Rewrites, in place, `<label>: <value>` to `<value>-primary` in the label selectors of
+    pod (anti-)affinity terms, required and preferred, and of topology spread constraints, so
+    the primary spreads over (or gathers with) its own pods rather than the canary's."""
+    affinity = pod_spec.get("affinity") or {}
+    selectors = [c.get("labelSelector") for c in pod_spec.get("topologySpreadConstraints") or []]
+    for kind in ("podAntiAffinity", "podAffinity"):
+        terms = affinity.get(kind) or {}
+        selectors += [
+            term.get("labelSelector")
+            for term in terms.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        ]
+        selectors += [
+            (term.get("podAffinityTerm") or {}).get("labelSelector")
+            for term in terms.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        ]
+    primary = f"{value}-primary"
+    for selector in filter(None, selectors):
+        match_labels = selector.get("matchLabels") or {}
+        if match_labels.get(label) == value:
+            match_labels[label] = primary
+        for expression in selector.get("matchExpressions") or []:
+            if expression.get("key") == label:
+                expression["values"] = [
+                    primary if item == value else item for item in expression.get("values") or []
+                ]
+
+
 def services(release: ReleaseSpec) -> list[dict[str, Any]]:
-    """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods."""
+    """Apex and primary select `<app>-primary`; `-canary` selects the target's own pods.
+
+    Each keeps Flagger's `<selector label>: <its name>` label beside the custom labels of its
+    role (`service.apex`, `.primary`, `.canary`), and Flux's opt-out annotations. Keys listed in
+    `service.unmanagedMetadata` are left out, so Pulumi leaves them to whoever sets them.
+    """
     service = release.spec.service
     value = release.selector_value
-    ports = [_port(service.port_name, service.port, service.target_port or service.port, service)]
-    if service.port_discovery:
-        ports.extend(_discovered_ports(release, {service.port}))
-    custom = {
-        release.service: (service.apex, f"{value}-primary"),
-        release.primary_service: (service.primary, f"{value}-primary"),
-        release.canary_service: (service.canary, value),
+    ports = _ports(release)
+    unmanaged = service.unmanaged_metadata or UnmanagedMetadata()
+    roles = {
+        release.service: (service.apex or CustomMetadata(), f"{value}-primary"),
+        release.primary_service: (service.primary or CustomMetadata(), f"{value}-primary"),
+        release.canary_service: (service.canary or CustomMetadata(), value),
     }
     manifests = []
-    for name, (extra, selected) in custom.items():
+    for name, (custom, selected) in roles.items():
         spec: dict[str, Any] = {
             "type": "ClusterIP",
             "selector": {release.selector_label: selected},
             "ports": _copy(ports),
         }
-        if service.headless and name != release.service:
+        if service.headless:
             spec["clusterIP"] = "None"
         if service.traffic_distribution:
             spec["trafficDistribution"] = service.traffic_distribution
+        labels = {**(custom.labels or {}), release.selector_label: name}
+        annotations = {**(custom.annotations or {}), **FLUX_OPT_OUT}
+        metadata = object_metadata(
+            name,
+            release.namespace,
+            without_keys(labels, unmanaged.labels),
+            without_keys(annotations, unmanaged.annotations),
+        )
         manifests.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": _metadata(
-                    name,
-                    release.namespace,
-                    (extra.labels if extra else None) or {release.selector_label: name},
-                    extra.annotations if extra else None,
-                ),
-                "spec": spec,
-            }
+            {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
         )
     return manifests
 
@@ -112,30 +155,33 @@ def primary_autoscaler(release: ReleaseSpec) -> dict[str, Any] | None:
     return {
         "apiVersion": release.autoscaler.get("apiVersion", "autoscaling/v2"),
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(f"{ref.name}-primary", release.namespace, None, None),
+        "metadata": object_metadata(f"{ref.name}-primary", release.namespace),
         "spec": spec,
     }
 
 
-def _port(name: str, port: int, target: int | str, service: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "port": port, "targetPort": target, "protocol": "TCP"}
+def _ports(release: ReleaseSpec) -> list[dict[str, Any]]:
+    """`portName`/`port` to `targetPort` (the only port with `appProtocol`), then the
+    discovered container ports, each to its own number."""
+    service = release.spec.service
+    main: dict[str, Any] = {
+        "name": service.port_name,
+        "port": service.port,
+        "targetPort": service.target_port or service.port,
+        "protocol": "TCP",
+    }
     if service.app_protocol:
-        entry["appProtocol"] = service.app_protocol
-    return entry
-
-
-def _discovered_ports(release: ReleaseSpec, taken: set[int]) -> list[dict[str, Any]]:
-    ports = []
-    for container in release.deployment["spec"]["template"]["spec"].get("containers", []):
-        for port in container.get("ports", []):
-            number = port.get("containerPort")
-            if isinstance(number, int) and number not in taken:
-                taken.add(number)
-                name = port.get("name") or f"tcp-{container['name']}-{number}"
-                ports.append(
-                    {"name": name, "port": number, "targetPort": number, "protocol": "TCP"}
-                )
-    return ports
+        main["appProtocol"] = service.app_protocol
+    discovered = [
+        {
+            "name": port.name,
+            "port": port.number,
+            "targetPort": port.number,
+            "protocol": port.protocol,
+        }
+        for port in release.discovered_ports
+    ]
+    return [main, *discovered]
 
 
 def _copy(value: Any) -> Any:
@@ -152,17 +198,3 @@ def _relabel(labels: Mapping[str, str] | None, label: str, value: str) -> dict[s
     relabelled = dict(labels or {})
     relabelled[label] = value
     return relabelled
-
-
-def _metadata(
-    name: str,
-    namespace: str,
-    labels: Mapping[str, str] | None,
-    annotations: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = dict(labels)
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return metadata

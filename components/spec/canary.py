@@ -124,6 +124,11 @@ class ServiceSpec(SpecModel):
             raise ValueError("delegation produces a VirtualService without hosts or gateways")
         return self
 
+    @property
+    def is_tcp(self) -> bool:
+        """Flagger's isTcp: `appProtocol: tcp`, in any case, routes by `spec.tcp`."""
+        return (self.app_protocol or "").lower() == "tcp"
+
 
 class ThresholdRange(SpecModel):
     """Inclusive bounds: a value equal to min or max passes, as in Flagger."""

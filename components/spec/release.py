@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,6 +17,8 @@ from .timing import Timing
 # Flagger's -selector-labels default, in its order of preference.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 DEFAULT_NAMESPACE = "default"
+# Containers whose ports port discovery skips: the mesh's proxies (Flagger's pkg/canary/util.go).
+MESH_SIDECARS = ("istio-proxy", "envoy")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,6 +30,14 @@ class MetricQuery:
     metric: Metric
     query: str
     template: MetricTemplate | None
+
+
+class DiscoveredPort(NamedTuple):
+    """A container port of the target that the Services also expose (`service.portDiscovery`)."""
+
+    name: str
+    number: int
+    protocol: str
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,14 @@ class ReleaseSpec:
             *self._deployment_problems(),
             *self._autoscaler_problems(),
             *self._reference_problems(),
+            *self._tcp_problems(),
         ]
         if problems:
             raise SpecError(problems)
         object.__setattr__(self, "selector_label", self._find_selector_label())
+        port_problems = self._port_problems()
+        if port_problems:
+            raise SpecError(port_problems)
         self._check_queries()
 
     @classmethod
@@ -114,6 +128,28 @@ class ReleaseSpec:
     @property
     def selector_value(self) -> str:
         return str(self.deployment["spec"]["selector"]["matchLabels"][self.selector_label])
+
+    @property
+    def discovered_ports(self) -> tuple[DiscoveredPort, ...]:
+        """Flagger's getPorts: every container port except the mesh sidecars' and the one
+        `targetPort` names (by number, or by name; `port` when unset). An unnamed port is
+        `tcp-<container>-<index in its ports>`; of two ports with one name the later container's
+        wins. The protocol is the container port's (Flagger writes TCP even for UDP ports)."""
+        service = self.spec.service
+        if not service.port_discovery:
+            return ()
+        target = service.target_port or service.port
+        found: dict[str, DiscoveredPort] = {}
+        for container in self.deployment["spec"]["template"]["spec"]["containers"]:
+            if container.get("name") in MESH_SIDECARS:
+                continue
+            for index, port in enumerate(container.get("ports") or []):
+                number = port.get("containerPort")
+                if (port.get("name") if isinstance(target, str) else number) == target:
+                    continue
+                name = port.get("name") or f"tcp-{container.get('name')}-{index}"
+                found[name] = DiscoveredPort(name, number, port.get("protocol") or "TCP")
+        return tuple(found.values())
 
     def template_for(self, metric: Metric) -> MetricTemplate | None:
         if metric.template_ref is None:
@@ -325,6 +361,59 @@ class ReleaseSpec:
                         True,
                     )
                 )
+        return problems
+
+    def _tcp_problems(self) -> list[Problem]:
+        """A TCP service is routed by weight alone: Flagger drops every HTTP-only setting of a
+        TCP canary without a word, and its A/B run then sends all connections to the canary."""
+        service, analysis = self.spec.service, self.spec.analysis
+        if not service.is_tcp:
+            return []
+        http_only = {
+            "spec.analysis.match": analysis.match,
+            "spec.analysis.mirror": analysis.mirror,
+            "spec.analysis.sessionAffinity": analysis.session_affinity,
+            "spec.service.timeout": service.timeout,
+            "spec.service.retries": service.retries,
+            "spec.service.headers": service.headers,
+            "spec.service.corsPolicy": service.cors_policy,
+            "spec.service.rewrite": service.rewrite,
+        }
+        reason = f"needs HTTP routes, and appProtocol {service.app_protocol!r} routes TCP"
+        problems = [Problem(path, reason) for path, value in http_only.items() if value]
+        for index, condition in enumerate(service.match):
+            extra = sorted(set(condition.to_manifest()) - {"port"})
+            if extra:
+                problems.append(
+                    Problem(
+                        f"spec.service.match[{index}]",
+                        f"a TCP route matches on port only; remove {', '.join(extra)}",
+                    )
+                )
+        return problems
+
+    def _port_problems(self) -> list[Problem]:
+        """The API server rejects a Service whose ports repeat a name or a (number, protocol)
+        pair; Flagger would generate such Services from these inputs and fail at every tick."""
+        service = self.spec.service
+        taken: dict[tuple[Any, ...], str] = {
+            ("name", service.port_name): "spec.service.portName",
+            ("port", service.port, "TCP"): "spec.service.port",
+        }
+        problems = []
+        for port in self.discovered_ports:
+            found = f"container port {port.name!r} ({port.number}/{port.protocol})"
+            for key in (("name", port.name), ("port", port.number, port.protocol)):
+                if key in taken:
+                    problems.append(
+                        Problem(
+                            "spec.service.portDiscovery",
+                            f"adds {found} to the Services, repeating the {key[0]} of "
+                            f"{taken[key]}; rename or renumber the container port, or point "
+                            "spec.service.targetPort at it",
+                        )
+                    )
+                taken.setdefault(key, found)
         return problems
 
     def _find_selector_label(self) -> str:

@@ -180,7 +180,31 @@ def test_ab_routes_round_trip(kube: KubeEmulator, connections: Connections) -> N
     assert stored is not None
     tested, default = stored["spec"]["http"]
     assert tested["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
-    assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 100}]
+    assert default["route"] == [{"destination": {"host": "podinfo-primary"}, "weight": 0}]
+    cluster.set_routes(TrafficState())
+    assert cluster.read_routes() == (100, 0, False)
+
+
+def test_tcp_routes_round_trip_through_spec_tcp(
+    kube: KubeEmulator, api: RecordingApi, connections: Connections
+) -> None:
+    canary = yaml.safe_load((EXAMPLES / "canary.yaml").read_text())
+    canary["spec"]["service"].update(appProtocol="TCP", match=[{"port": 9898}])
+    release = ReleaseSpec.parse(
+        canary=canary, deployment=yaml.safe_load((EXAMPLES / "deployment.yaml").read_text())
+    )
+    _declare_virtual_service(kube, release)
+    cluster = Cluster(connections, release)
+    cluster.set_routes(TrafficState(canary_weight=30))
+    assert cluster.read_routes() == (70, 30, False)
+    stored = kube.get(VS_PATH)
+    assert stored is not None
+    assert "http" not in stored["spec"]
+    assert stored["spec"]["tcp"][0]["match"] == [{"port": 9898}]
+    (applied, *_) = [
+        s for s in api.writes(VS_PATH) if s.query.get("fieldManager") == "pulumi-canary"
+    ]
+    assert list(yaml.safe_load(applied.body)["spec"]) == ["tcp"]
     cluster.set_routes(TrafficState())
     assert cluster.read_routes() == (100, 0, False)
 

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import CanaryDeployment, SpecError
-from components.component import RELEASE_OWNED_REPLICAS, RELEASE_OWNED_ROUTES, TYPE_TOKEN
+from components.component import RELEASE_OWNED_REPLICAS, TYPE_TOKEN
 from tests.conftest import (
     Bundle,
     RecordingMonitor,
@@ -30,6 +30,7 @@ GRAPHS = {
     "session-affinity": corpus_bundle,
     "autoscaler": corpus_bundle,
     "metrics-server": corpus_bundle,
+    "tcp": corpus_bundle,
 }
 
 
@@ -121,7 +122,7 @@ def test_children_are_flaggers_objects_parented_to_the_component(
 KINDS = ("Deployment", "Service", "DestinationRule", "VirtualService")
 
 
-@pytest.mark.parametrize("graph", ["tutorial-canary", "autoscaler"])
+@pytest.mark.parametrize("graph", ["tutorial-canary", "autoscaler", "tcp"])
 @pulumi.runtime.test
 def test_release_owned_fields_are_ignored_by_pulumi(graph: str, monitor: RecordingMonitor) -> None:
     bundle = GRAPHS[graph](graph)
@@ -130,7 +131,8 @@ def test_release_owned_fields_are_ignored_by_pulumi(graph: str, monitor: Recordi
 
     def check(registrations: list[Registration]) -> None:
         routes = one(registrations, "VirtualService", release.service)
-        assert list(routes.ignore_changes) == RELEASE_OWNED_ROUTES == ["spec.http"]
+        owned = "spec.tcp" if release.spec.service.is_tcp else "spec.http"
+        assert list(routes.ignore_changes) == [owned]
         canary = one(registrations, "Deployment", release.target)
         assert list(canary.ignore_changes) == RELEASE_OWNED_REPLICAS == ["spec.replicas"]
         primary = one(registrations, "Deployment", release.primary)

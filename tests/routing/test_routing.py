@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -31,6 +32,8 @@ STATES = {
     "mirror-w50": TrafficState(50, mirror=True),
     "sticky-w10": TrafficState(10, cookie="c0ffee"),
     "sticky-w100": TrafficState(100, cookie="c0ffee"),
+    "sticky-expired": TrafficState(cookie="c0ffee", previous_cookie="bada55"),
+    "sticky-expired-mirror": TrafficState(mirror=True, previous_cookie="bada55"),
 }
 
 
@@ -43,6 +46,14 @@ def with_analysis(bundle: Bundle, **fields: Any) -> ReleaseSpec:
     kwargs = bundle.kwargs()
     kwargs["canary"]["spec"]["analysis"] = {"interval": "1m", "threshold": 5, **fields}
     return ReleaseSpec.parse(**kwargs)
+
+
+def http_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    return routing.routes(release, state)["http"]
+
+
+def owned_routes(release: ReleaseSpec, state: TrafficState) -> list[dict[str, Any]]:
+    return routing.routes(release, state)[routing.route_field(release)]
 
 
 def weights(route: dict[str, Any]) -> dict[str, int]:
@@ -103,26 +114,33 @@ def test_the_istio_schema_check_rejects_a_broken_route() -> None:
 
 @pytest.mark.parametrize("state", STATES.values(), ids=list(STATES))
 @pytest.mark.parametrize("name", sorted(BUNDLES))
-def test_every_route_sums_to_100(name: str, state: TrafficState) -> None:
-    for route in routing.http_routes(release_of(name), state):
-        assert sum(weights(route).values()) == 100, route
+def test_every_split_sums_to_100_and_a_sole_destination_is_the_primary(
+    name: str, state: TrafficState
+) -> None:
+    """A sole destination gets all traffic whatever its weight (Flagger writes the primary's)."""
+    release = release_of(name)
+    for route in owned_routes(release, state):
+        if len(route["route"]) == 1:
+            assert weights(route) == {release.primary_service: state.primary_weight}, route
+        else:
+            assert sum(weights(route).values()) == 100, route
 
 
 @given(weight=st.integers(0, 100), mirror=st.booleans())
 def test_weights_read_back_as_written(weight: int, mirror: bool) -> None:
     release = tutorial_bundle("tutorial-canary").release()
-    routes = routing.http_routes(release, TrafficState(weight, mirror=mirror))
+    routes = http_routes(release, TrafficState(weight, mirror=mirror))
     assert len(routes) == 1
     assert weights(routes[0]) == {"podinfo-primary": 100 - weight, "podinfo-canary": weight}
-    assert routing.route_weights(routes, release) == (100 - weight, weight, mirror)
+    assert routing.route_weights({"http": routes}, release) == (100 - weight, weight, mirror)
 
 
 @given(weight=st.integers(0, 100), cookie=st.sampled_from([None, "c0ffee"]))
 def test_sticky_weights_read_back_as_written(weight: int, cookie: str | None) -> None:
     """The engine reads weights back from the cluster; the cookie route must not fool it."""
     release = BUNDLES["session-affinity"].release()
-    routes = routing.http_routes(release, TrafficState(weight, cookie=cookie))
-    assert routing.route_weights(routes, release) == (100 - weight, weight, False)
+    routes = http_routes(release, TrafficState(weight, cookie=cookie))
+    assert routing.route_weights({"http": routes}, release) == (100 - weight, weight, False)
 
 
 @pytest.mark.parametrize("weight", [-1, 101])
@@ -132,7 +150,7 @@ def test_traffic_state_rejects_weights_outside_0_to_100(weight: int) -> None:
 
 
 def test_canary_at_rest_is_one_route_all_to_the_primary() -> None:
-    (route,) = routing.http_routes(release_of("tutorial-canary"), TrafficState())
+    (route,) = http_routes(release_of("tutorial-canary"), TrafficState())
     assert route["route"] == [
         {"destination": {"host": "podinfo-primary"}, "weight": 100},
         {"destination": {"host": "podinfo-canary"}, "weight": 0},
@@ -149,24 +167,25 @@ def test_ab_sends_the_match_to_the_canary_and_the_rest_to_the_primary(name: str)
     release = release_of(name)
     assert release.spec.analysis.strategy is Strategy.AB
     canary, primary = release.canary_service, release.primary_service
-    matched, default = routing.http_routes(release, TrafficState(100))
+    matched, default = http_routes(release, TrafficState(100))
     assert weights(matched) == {primary: 0, canary: 100}
-    assert weights(default) == {primary: 100}
-    rest_matched, rest_default = routing.http_routes(release, TrafficState())
+    assert weights(default) == {primary: 0}  # Flagger's primary weight; Istio sends it all
+    rest_matched, rest_default = http_routes(release, TrafficState())
     assert weights(rest_matched) == {primary: 100, canary: 0}
-    assert rest_default == default
-    assert routing.route_weights([matched, default], release) == (0, 100, False)
+    assert weights(rest_default) == {primary: 100}
+    assert rest_default | {"route": default["route"]} == default  # only the weight moves
+    assert routing.route_weights({"http": [matched, default]}, release) == (0, 100, False)
 
 
 def test_ab_without_service_match_uses_the_analysis_match_unchanged() -> None:
-    matched, default = routing.http_routes(release_of("tutorial-ab"), TrafficState(100))
+    matched, default = http_routes(release_of("tutorial-ab"), TrafficState(100))
     assert matched["match"] == [{"headers": {"x-user-type": {"exact": "beta"}}}]
     assert "match" not in default
 
 
 def test_ab_merges_service_match_with_each_analysis_condition() -> None:
     """flagger.md §2 mergeMatchConditions: each condition narrows a copy of the service match."""
-    matched, default = routing.http_routes(release_of("ab-service-match"), TrafficState(100))
+    matched, default = http_routes(release_of("ab-service-match"), TrafficState(100))
     tenant = {"x-tenant": {"exact": "acme"}}
     api = {"prefix": "/api"}
     assert matched["match"] == [
@@ -184,7 +203,7 @@ def test_ab_merge_is_the_cross_product_of_both_lists() -> None:
         {"uri": {"prefix": "/api"}},
         {"uri": {"prefix": "/v2"}},
     ]
-    matched, _ = routing.http_routes(ReleaseSpec.parse(**kwargs), TrafficState(100))
+    matched, _ = http_routes(ReleaseSpec.parse(**kwargs), TrafficState(100))
     uris = [condition["uri"]["prefix"] for condition in matched["match"]]
     assert uris == ["/api", "/v2"] * 3
 
@@ -213,7 +232,7 @@ def test_hosts_include_the_apex_and_gateways_default_to_mesh(name: str) -> None:
     spec = routing.virtual_service(release)["spec"]
     service = release.spec.service
     if service.delegation:
-        assert "hosts" not in spec
+        assert spec["hosts"] == []
         assert "gateways" not in spec
         return
     assert release.service in spec["hosts"]
@@ -234,12 +253,12 @@ def test_user_hosts_come_first_and_the_apex_is_appended_once() -> None:
 def test_delegation_routes_to_the_service_port() -> None:
     """makeDestination adds the port with portDiscovery when delegating (flagger.md §2)."""
     release = release_of("delegation")
-    (route,) = routing.http_routes(release, TrafficState(20))
+    (route,) = http_routes(release, TrafficState(20))
     assert [d["destination"].get("port") for d in route["route"]] == [{"number": 9898}] * 2
 
 
 def test_port_discovery_on_the_mesh_gateway_routes_without_a_port() -> None:
-    (route,) = routing.http_routes(release_of("traffic-policy"), TrafficState(20))
+    (route,) = http_routes(release_of("traffic-policy"), TrafficState(20))
     assert all("port" not in d["destination"] for d in route["route"])
 
 
@@ -276,9 +295,15 @@ def test_route_options_are_copied_onto_every_route(
         if key in ROUTE_OPTIONS
     }
     assert set(expected) == set(ROUTE_OPTIONS)
-    routes = routing.http_routes(release, state)
+    routes = http_routes(release, state)
     for route in routes:
-        assert {key: route[key] for key in ROUTE_OPTIONS} == expected
+        options = copy.deepcopy({key: route[key] for key in ROUTE_OPTIONS})
+        # The expiring cookie route adds its Set-Cookie to the service's response headers.
+        options["headers"]["response"].get("add", {}).pop("Set-Cookie", None)
+        options["headers"]["response"] = {
+            k: v for k, v in options["headers"]["response"].items() if v
+        }
+        assert options == expected
         assert {"uri": {"prefix": "/shop"}} in route["match"] or all(
             condition["uri"] == {"prefix": "/shop"} for condition in route["match"]
         )
@@ -292,7 +317,7 @@ def test_mirror_targets_the_canary_with_a_percentage_only_when_set(
     if mirror_weight is not None:
         fields["mirrorWeight"] = mirror_weight
     release = with_analysis(BUNDLES["mirror"], **fields)
-    (route,) = routing.http_routes(release, TrafficState(0, mirror=True))
+    (route,) = http_routes(release, TrafficState(0, mirror=True))
     assert route["mirror"] == {"host": "mirrored-canary"}
     assert route.get("mirrorPercentage") == percentage
     assert weights(route) == {"mirrored-primary": 100, "mirrored-canary": 0}
@@ -300,7 +325,7 @@ def test_mirror_targets_the_canary_with_a_percentage_only_when_set(
 
 def test_mirror_weight_zero_adds_no_percentage() -> None:
     release = with_analysis(BUNDLES["mirror"], iterations=5, mirror=True, mirrorWeight=0)
-    (route,) = routing.http_routes(release, TrafficState(0, mirror=True))
+    (route,) = http_routes(release, TrafficState(0, mirror=True))
     assert route["mirror"] == {"host": "mirrored-canary"}
     assert "mirrorPercentage" not in route
 
@@ -308,16 +333,14 @@ def test_mirror_weight_zero_adds_no_percentage() -> None:
 def test_no_mirror_outside_a_mirror_step() -> None:
     release = release_of("mirror")
     for weight in (0, 100):
-        (route,) = routing.http_routes(release, TrafficState(weight))
+        (route,) = http_routes(release, TrafficState(weight))
         assert "mirror" not in route
         assert "mirrorPercentage" not in route
 
 
 def test_session_affinity_pins_cookie_holders_to_their_side() -> None:
     release = release_of("session-affinity")
-    sticky, primary_sticky, weighted = routing.http_routes(
-        release, TrafficState(10, cookie="c0ffee")
-    )
+    sticky, primary_sticky, weighted = http_routes(release, TrafficState(10, cookie="c0ffee"))
     assert sticky["match"] == [
         {"headers": {"Cookie": {"regex": r"(.*;\s*)?flagger\-cookie=c0ffee(;.*)?"}}}
     ]
@@ -328,19 +351,23 @@ def test_session_affinity_pins_cookie_holders_to_their_side() -> None:
     assert weights(primary_sticky) == {"sticky-primary": 100, "sticky-canary": 0}
     assert weights(weighted) == {"sticky-primary": 90, "sticky-canary": 10}
     primary_cookie = weighted["route"][0]["headers"]["response"]["add"]["Set-Cookie"]
-    assert primary_cookie.startswith("primary-cookie=c0ffee-primary; Max-Age=21600")
+    assert primary_cookie.startswith("primary-cookie=c0ffee-primary; Max-Age=15;")  # interval
     canary_destination = weighted["route"][1]
     cookie = canary_destination["headers"]["response"]["add"]["Set-Cookie"]
-    assert cookie.split("; ") == [
+    assert cookie.split("; ") == [  # Flagger's BuildCookie order
         "flagger-cookie=c0ffee",
         "Max-Age=21600",
         "Domain=example.com",
-        "Path=/",
         "HttpOnly",
-        "Secure",
+        "Path=/",
         "SameSite=Strict",
+        "Secure",
     ]
-    assert routing.route_weights([sticky, primary_sticky, weighted], release) == (90, 10, False)
+    assert routing.route_weights({"http": [sticky, primary_sticky, weighted]}, release) == (
+        90,
+        10,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -365,7 +392,7 @@ def test_sticky_cookies_with_flaggers_names_each_match_their_own_side(
             "primaryCookieName": "primary-flagger-cookie",
         },
     )
-    canary_route, primary_route, _ = routing.http_routes(release, TrafficState(20, cookie="c0ffee"))
+    canary_route, primary_route, _ = http_routes(release, TrafficState(20, cookie="c0ffee"))
     matched = [
         route_side
         for route, route_side in ((canary_route, "canary"), (primary_route, "primary"))
@@ -378,14 +405,14 @@ def test_session_affinity_without_a_primary_cookie_pins_only_the_canary() -> Non
     release = with_analysis(
         BUNDLES["session-affinity"], stepWeight=10, sessionAffinity={"cookieName": "c"}
     )
-    sticky, weighted = routing.http_routes(release, TrafficState(10, cookie="c0ffee"))
+    sticky, weighted = http_routes(release, TrafficState(10, cookie="c0ffee"))
     assert weights(sticky) == {"sticky-primary": 0, "sticky-canary": 100}
     assert "headers" not in weighted["route"][0]
 
 
 def test_session_affinity_at_rest_is_the_plain_canary_route() -> None:
     release = release_of("session-affinity")
-    assert routing.http_routes(release, TrafficState(0, cookie="c0ffee")) == routing.http_routes(
+    assert http_routes(release, TrafficState(0, cookie="c0ffee")) == http_routes(
         release, TrafficState()
     )
 
@@ -407,16 +434,6 @@ def test_destination_rules_are_flaggers(name: str) -> None:
         assert rule["spec"]["host"] == rule["metadata"]["name"]
         assert "subsets" not in rule["spec"]
         assert rule["spec"].get("trafficPolicy") == policy
-
-
-def test_apex_metadata_applies_to_the_virtual_service() -> None:
-    metadata = routing.virtual_service(release_of("route-options"))["metadata"]
-    assert metadata == {
-        "name": "frontend",
-        "namespace": "test",
-        "labels": {"team": "storefront"},
-        "annotations": {"example.com/owner": "storefront"},
-    }
 
 
 # --- Services, Deployments, HPA -------------------------------------------------------------------

@@ -372,9 +372,11 @@ class MeshSimulator:
                 self._unrouted[service] += count
             return
         destinations = route.get("route") or []
-        weights = [
-            float(d.get("weight", 100 if len(destinations) == 1 else 0)) for d in destinations
-        ]
+        # Istio sends a sole destination everything, whatever its weight (Flagger writes the
+        # A/B default route's with the primary's weight, 0 during the test).
+        weights = (
+            [1.0] if len(destinations) == 1 else [float(d.get("weight", 0)) for d in destinations]
+        )
         if sum(weights) <= 0:
             with self._lock:
                 self._unrouted[service] += count
