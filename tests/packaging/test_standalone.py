@@ -91,12 +91,18 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-def test_a_copy_with_nothing_beside_it_passes_its_schema_tests(tmp_path: Path) -> None:
-    alone = tmp_path / "clone"
+def copy_of_the_repository(folder: Path) -> Path:
+    """What `git clone` would give (the tracked files and the new ones not ignored), and
+    nothing of what sits beside the repository or is ignored in it."""
     for name in tracked_files():
-        target = alone / name
+        target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((ROOT / name).read_bytes())
+    return folder
+
+
+def test_a_copy_with_nothing_beside_it_passes_its_schema_tests(tmp_path: Path) -> None:
+    alone = copy_of_the_repository(tmp_path / "clone")
     assert [path.name for path in tmp_path.iterdir()] == ["clone"]
     result = run(
         [
@@ -138,9 +144,10 @@ def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
         if line.startswith("pytest==")
     )
+    source = copy_of_the_repository(folder / "source")  # building writes into the source
     install = run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "-r", str(ROOT / "requirements.txt"), pytest_pin, str(ROOT)],
+         "-r", str(source / "requirements.txt"), pytest_pin, str(source)],
         folder,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
