@@ -98,6 +98,8 @@ class ReleaseRecord:
     reason: str | None = None
     settled: bool = False
     promotion: str | None = None
+    cookie: str | None = None
+    """The sticky-session cookie value the last run gave canary users, to expire it later."""
     heartbeat: float = 0.0
     owner: Owner | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -137,6 +139,7 @@ class ReleaseRecord:
             reason=data.get("reason"),
             settled=bool(data.get("settled", phase not in IN_FLIGHT)),
             promotion=data.get("promotion"),
+            cookie=data.get("cookie"),
             heartbeat=float(data.get("heartbeat") or 0.0),
             owner=Owner(str(owner["host"]), int(owner["pid"]))
             if isinstance(owner, dict) and "host" in owner and "pid" in owner

@@ -13,6 +13,7 @@ Two rules keep traffic safe whatever happens to the process:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator
 from dataclasses import replace
 
@@ -36,7 +37,7 @@ from ..analysis import (
 )
 from ..errors import ReleaseInterrupted, TemporaryError
 from ..routing import TrafficState
-from ..spec import HookType, ReleaseSpec, checksum
+from ..spec import HookType, ReleaseSpec
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
@@ -73,7 +74,9 @@ class Scheduler:
         self.plan = plan(release.spec, timing)
         self.progress = progress
         self.clock = clock
-        self._cookie = checksum(revision)
+        # Each run deals its own sticky cookie: a retry of the same template must not send the
+        # holders of a failed run's cookie straight back to the canary.
+        self._cookie = uuid.uuid4().hex[:16]
         self._record: ReleaseRecord | None = None
         self._traffic = TrafficState()
 
@@ -258,9 +261,24 @@ class Scheduler:
             delay = min(delay * 2, HOLD_POLL_SECONDS)
 
     def finalise(self) -> None:
-        """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert."""
+        """After promotion: traffic back to the (new) primary, canary to zero, hooks, alert.
+
+        Once is enough: a rerun after a finalise whose end was lost finds the record Succeeded
+        and the cluster at rest, and does nothing again (no second alert).
+        """
         self._record = self.io.records.load()
         routes = self.io.cluster.read_routes()
+        record = self._record
+        if (
+            record is not None
+            and record.revision == self.revision
+            and record.phase is RecordPhase.SUCCEEDED
+            and record.settled
+            and routes.at_rest
+            and self.io.cluster.replicas(self.release.target, missing_ok=True) == 0
+        ):
+            self.progress(f"{self.name}: the promotion was already finalised")
+            return
         self._traffic = TrafficState(routes.canary, routes.mirrored)
         self._save(self._intent(RecordPhase.PROMOTING, weight=routes.canary))
         for index, weight in enumerate(self.plan.finalising_weights(self._traffic.canary_weight)):
@@ -289,6 +307,8 @@ class Scheduler:
                 reason=state.reason,
             )
         )
+        if self._sticky and decision.traffic is not None and decision.traffic.canary_weight:
+            self._save_reached(cookie=self._cookie)  # before any user gets it
         if state.phase is Phase.FAILED:
             try:
                 self._to_rest()
@@ -366,10 +386,20 @@ class Scheduler:
         self.progress(f"{self.name}: scaling {self._target_name()} to {replicas} replicas")
         self.io.cluster.scale(self.release.target, replicas)
 
+    @property
+    def _sticky(self) -> bool:
+        return self.release.spec.analysis.session_affinity is not None
+
     def _route(self, state: TrafficState) -> None:
-        """Writes the routes and confirms them by reading them back."""
-        if self.release.spec.analysis.session_affinity and state.canary_weight:
-            state = TrafficState(state.canary_weight, state.mirror, cookie=self._cookie)
+        """Writes the routes and confirms them by reading them back.
+
+        With session affinity, weighted steps deal this run's cookie (the primary's lives one
+        interval, as Flagger's), and at weight 0 the last run's cookie is answered expired.
+        """
+        if self._sticky and state.canary_weight:
+            state = replace(state, cookie=self._cookie, interval_seconds=self.plan.interval_seconds)
+        elif self._sticky and self._record is not None:
+            state = replace(state, previous_cookie=self._record.cookie)
         self.io.cluster.set_routes(state)
         live = self.io.cluster.read_routes()
         if (live.canary, live.mirrored) != (state.canary_weight, state.mirror):
@@ -417,7 +447,8 @@ class Scheduler:
         one carrying the cumulative metrics), moved to `phase`, at the weight last confirmed."""
         last = self._record
         if last is None or last.revision != self.revision:
-            last = ReleaseRecord(self.revision, phase, metrics=last.metrics if last else {})
+            carried = {"metrics": last.metrics, "cookie": last.cookie} if last else {}
+            last = ReleaseRecord(self.revision, phase, **carried)  # type: ignore[arg-type]
         confirmed = {"weight": self._traffic.canary_weight, "settled": False}
         return replace(last, phase=phase, **{**confirmed, **fields})  # type: ignore[arg-type]
 

@@ -10,8 +10,9 @@ the parts the mocks leave out, after the real engine's rules:
   numbers as floats, as the gRPC boundary leaves them;
 - Kubernetes objects are server-side applied, not forced, under one field manager per resource,
   and Deployments are awaited until they are available; for an `ignore_changes` path,
-  pulumi-kubernetes (since PR #2566) leaves the field out when another manager owns it live and
-  otherwise sends the value from state.
+  pulumi-kubernetes (#2566, #2828: `handleSSAIgnoreFields`) leaves the field out when only
+  other managers own it live, sends the live value when Pulumi's manager owns it too (or
+  nobody does), and the value from state when the field is not live at all.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dill  # type: ignore[import-untyped]
+import grpc  # type: ignore[import-untyped]
 import httpx
 import pulumi
 from pulumi.runtime import rpc
@@ -35,6 +37,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from components.rehearse.testbed import KubeEmulator
 from components.rehearse.testbed.kube import api_path
+from tests.provider.dynamic_server import DynamicServer
 
 AWAIT_SECONDS = 60.0
 
@@ -72,6 +75,9 @@ class Engine:
         self.project = project
         self.stack = stack
         self.state: dict[str, Stored] = {}
+        self.server: DynamicServer | None = None
+        """When set, dynamic resources run in this server process over gRPC, as the engine
+        runs them (so a test can kill it); otherwise in-process."""
 
     def up(self, program: Path, config: dict[str, str], secrets: tuple[str, ...] = ()) -> Run:
         """One `pulumi up`; raises EngineError with every step error when the update fails."""
@@ -120,6 +126,8 @@ class Engine:
     def _dynamic(
         self, urn: str, args: pulumi.runtime.MockResourceArgs, run: Run
     ) -> tuple[str, dict[str, Any]]:
+        if self.server is not None:
+            return self._dynamic_over_grpc(self.server, urn, unwrap_secrets(args.inputs), run)
         news = unwrap_secrets(args.inputs)
         provider = dill.loads(base64.b64decode(news["__provider"]))
         old = self.state.get(urn)
@@ -141,6 +149,32 @@ class Engine:
         self.state[urn] = stored
         return stored.id, stored.outputs
 
+    def _dynamic_over_grpc(
+        self, server: DynamicServer, urn: str, news: dict[str, Any], run: Run
+    ) -> tuple[str, dict[str, Any]]:
+        """The same steps through the provider server: Check, then Create or Diff and Update.
+        A failed call (a killed server answers UNAVAILABLE) keeps the previous state."""
+        old = self.state.get(urn)
+        try:
+            checked, failures = server.check(urn, old.inputs if old else {}, news)
+            if failures:
+                problems = "; ".join(f"{path}: {reason}" for path, reason in failures)
+                raise EngineError(f"check failed: {problems}")
+            if old is None:
+                outputs = server.create(urn, checked)
+                stored = Stored(str(outputs.pop("id")), checked, outputs)
+                run.updated.append(urn)
+            elif server.diff(urn, old.id, old.outputs, checked):
+                outputs = server.update(urn, {**old.outputs, "id": old.id}, checked)
+                stored = Stored(old.id, checked, outputs)
+                run.updated.append(urn)
+            else:
+                stored = old
+        except grpc.RpcError as error:
+            raise EngineError(f"{error.code().name}: {error.details()}") from None
+        self.state[urn] = stored
+        return stored.id, stored.outputs
+
     def _kubernetes(
         self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str], run: Run
     ) -> tuple[str, dict[str, Any]]:
@@ -151,8 +185,11 @@ class Engine:
         if live is not None:
             for path in ignored:
                 keys = path.split(".")
-                if owned_by_another(live, keys, manager):
+                managers = owners(live, keys)
+                if managers and manager not in managers:  # another's only: left out
                     drop(manifest, keys)
+                elif (current := lookup(live, keys)) is not None:  # ours too: the live value
+                    put(manifest, keys, current)
                 elif old is not None and (previous := lookup(old.inputs, keys)) is not None:
                     put(manifest, keys, previous)
         if old is None or old.inputs != manifest:
@@ -262,10 +299,6 @@ def owners(live: dict[str, Any], keys: list[str]) -> set[str]:
         else:
             found.add(entry["manager"])
     return found
-
-
-def owned_by_another(live: dict[str, Any], keys: list[str], manager: str) -> bool:
-    return bool(owners(live, keys) - {manager})
 
 
 def lookup(obj: Any, keys: list[str]) -> Any:

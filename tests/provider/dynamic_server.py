@@ -182,6 +182,26 @@ class DynamicServer:
         )
         return response
 
+    def check(
+        self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Check: the checked inputs and the (property, reason) failures."""
+        response = self.stub.Check(
+            provider_pb2.CheckRequest(urn=urn, olds=struct(olds), news=struct(news)),
+            timeout=RPC_TIMEOUT,
+        )
+        failures = [(failure.property, failure.reason) for failure in response.failures]
+        return plain(response.inputs), failures
+
+    def diff(self, urn: str, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+        """Diff from the state `olds` (outputs) to the inputs `news`: whether anything changed."""
+        state = {key: value for key, value in olds.items() if key != "id"}
+        response = self.stub.Diff(
+            provider_pb2.DiffRequest(id=id_, urn=urn, olds=struct(state), news=struct(news)),
+            timeout=RPC_TIMEOUT,
+        )
+        return bool(response.changes == provider_pb2.DiffResponse.DIFF_SOME)
+
     def create(self, urn: str, props: Mapping[str, Any]) -> dict[str, Any]:
         """Create, returning the outputs the engine would store as state (id included)."""
         response = self.stub.Create(

@@ -263,3 +263,33 @@ def test_an_unready_canary_rolls_back_after_the_progress_deadline_on_the_schedul
     assert report.outcome == "rolled_back"
     assert "progress deadline exceeded: 0 of 2 replicas ready after 600s" in (report.reason or "")
     assert sum(bench.clock.slept) > 600  # waited on the fake clock, in 5 s polls
+
+
+def test_sticky_runs_deal_their_own_cookie_and_expire_the_last_one() -> None:
+    sticky = tutorial(threshold=1, sessionAffinity={"cookieName": "flagger-cookie"})
+    first = Bench(sticky)
+    first.metrics.values["request-success-rate"] = 10.0  # rolls back after one check
+    first.scheduler.analyse()
+    weighted = [s for s in first.cluster.routes_written if s.canary_weight]
+    cookie = weighted[0].cookie
+    assert cookie and all(s.cookie == cookie for s in weighted)
+    assert all(s.interval_seconds == INTERVAL for s in weighted)
+    assert first.cluster.routes_written[-1].previous_cookie == cookie
+    assert first.record().cookie == cookie
+
+    again = Bench(sticky)  # e.g. retryFailed: same template, a new run
+    again.cluster = first.cluster
+    again.adapters = fake_adapters(again.release, again.clock, first.cluster)
+    again.scheduler = Scheduler(
+        again.release,
+        again.adapters,
+        revision=again.revision,
+        timing=Timing.of(again.release.spec.analysis),
+        progress=again.lines.append,
+        clock=again.clock,
+    )
+    written = len(first.cluster.routes_written)
+    again.scheduler.analyse()
+    second = first.cluster.routes_written[written:]
+    assert second[0].canary_weight == 0 and second[0].previous_cookie == cookie
+    assert {s.cookie for s in second if s.canary_weight} - {None} != {cookie}

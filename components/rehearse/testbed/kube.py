@@ -7,6 +7,7 @@ resource endpoints are served here, and kmock keeps the discovery endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import dataclasses
@@ -26,6 +27,7 @@ import yaml
 from aiohttp import web
 
 from ._loop import BackgroundLoop
+from .faults import TESTBED_AGENT, Fault, FaultKind, FaultPlan, Request
 from .fields import FieldManagers
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 
@@ -72,6 +74,12 @@ _API_PATH = re.compile(
     r"^/(?:api/(?P<core>[^/]+)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/(?P<rest>.+)$"
 )
 _PROXY_TARGET = re.compile(r"^(?:(?P<scheme>https?):)?(?P<name>[^:]+)(?::(?P<port>[^:]+))?$")
+_REASONS = {
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
 _HOP_HEADERS = {
     "host",
     "authorization",
@@ -148,6 +156,7 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         self._store: dict[_StoreKey, _Stored] = {}
         self._revision = 0
         self._proxies: dict[tuple[str, str, str], str] = {}
+        self.faults = FaultPlan()
         for kind in KNOWN_KINDS:
             self._declare(kind)
         for name in _SEED_NAMESPACES:
@@ -180,9 +189,42 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             if target.plural == "services" and target.subresource.startswith("proxy"):
                 return await self._proxy(raw, target)
             body = await raw.read()
-            return self._serve(raw, target, body)
+            fault = self.faults.pick(
+                Request(raw.method, raw.path, dict(raw.query), raw.headers.get("User-Agent", ""))
+            )
+            if fault is None:
+                return self._serve(raw, target, body)
+            return await self._faulty(raw, target, body, fault)
         except StatusError as exc:
             return exc.response()
+
+    async def _faulty(
+        self, raw: web.BaseRequest, target: _Target, body: bytes, fault: Fault
+    ) -> web.StreamResponse:
+        """Serves a request the way `fault` says a bad day would."""
+        if fault.kind is FaultKind.STATUS:
+            error = StatusError(
+                fault.status, _REASONS.get(fault.status, "InternalError"), "injected"
+            )
+            response = error.response()
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = f"{fault.retry_after:g}"
+            return response
+        if fault.kind is FaultKind.DROP:
+            if raw.transport is not None:
+                raw.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        if fault.kind is FaultKind.CALL and not fault.after and fault.callback is not None:
+            fault.callback()
+        try:
+            served: web.StreamResponse = self._serve(raw, target, body)
+        except StatusError as exc:
+            served = exc.response()
+        if fault.kind is FaultKind.CALL and fault.after and fault.callback is not None:
+            fault.callback()
+        if fault.kind is FaultKind.LATE:
+            await asyncio.sleep(fault.delay)
+        return served
 
     def _authorize(self, raw: web.BaseRequest) -> None:
         if self.token is None:
@@ -642,6 +684,7 @@ class KubeEmulator:
         self._exit = contextlib.AsyncExitStack()
         self.url = self._loop.run(self._start(self._exit))
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers["User-Agent"] = f"{TESTBED_AGENT}-kube"
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=10)
         return self
 

@@ -23,6 +23,8 @@ import httpx
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client import Counter as MetricCounter
 
+from .faults import TESTBED_AGENT
+
 ISTIO_BUCKETS = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
     30000, 60000, 300000, 600000, 1800000, 3600000,
@@ -122,6 +124,7 @@ class MeshSimulator:
         self._pending_since: dict[tuple[str, int], float] = {}
         self._view = _View()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["User-Agent"] = f"{TESTBED_AGENT}-mesh"
         self._api = httpx.Client(base_url=api_url, headers=headers, timeout=5)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
