@@ -46,7 +46,12 @@ RPC_TIMEOUT = 180.0
 
 def struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     """Properties as the engine sends them (its own serializer, so Unknowns and secrets too)."""
-    return asyncio.run(rpc.serialize_properties(dict(props), {}))
+    # Its own loop, leaving the thread's event loop alone (the Pulumi mocks need it later).
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(dict(props), {}))
+    finally:
+        loop.close()
 
 
 def plain(message: struct_pb2.Struct) -> dict[str, Any]:

@@ -41,12 +41,14 @@ class Fault:
 
 @dataclass(frozen=True)
 class Request:
-    """What a rule may look at: the verb, the path and the query (e.g. the field manager)."""
+    """What a rule may look at: the verb, the path, the query (e.g. the field manager) and
+    the body, so a rule can wait for a particular write."""
 
     method: str
     path: str
     query: dict[str, str]
     agent: str
+    body: bytes = b""
 
 
 @dataclass

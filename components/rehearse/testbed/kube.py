@@ -189,9 +189,8 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             if target.plural == "services" and target.subresource.startswith("proxy"):
                 return await self._proxy(raw, target)
             body = await raw.read()
-            fault = self.faults.pick(
-                Request(raw.method, raw.path, dict(raw.query), raw.headers.get("User-Agent", ""))
-            )
+            agent = raw.headers.get("User-Agent", "")
+            fault = self.faults.pick(Request(raw.method, raw.path, dict(raw.query), agent, body))
             if fault is None:
                 return self._serve(raw, target, body)
             return await self._faulty(raw, target, body, fault)
