@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from ..spec import ReleaseSpec, checksum
 from .alerts import Notifier
-from .cluster import Cluster
+from .cluster import API_BACKOFF, Cluster
 from .kube import Connections
 from .ports import AlertsPort, ClusterPort, HooksPort, MetricsPort
 from .prometheus import PrometheusClient
 from .records import RecordStore
-from .retry import RetryCounter
+from .retry import Backoff, RetryCounter
 from .webhooks import WebhookCaller
 
 
@@ -36,10 +36,11 @@ class Adapters:
         *,
         revision: str,
         now: Callable[[], float],
+        cluster_backoff: Backoff = API_BACKOFF,
     ) -> Adapters:
         """The real adapters of one release; `connections` owns (and closes) every client."""
         retries = RetryCounter()
-        cluster = Cluster(connections, release, retries=retries)
+        cluster = Cluster(connections, release, backoff=cluster_backoff, retries=retries)
         endpoints = connections.endpoints(release.namespace)
         return cls(
             cluster=cluster,

@@ -19,6 +19,16 @@ import httpx
 
 from ..spec.hosts import service_of_host
 from .base import Closing
+from .retry import TRANSIENT_STATUS, Backoff, retry_after, retrying, transport_transient
+
+# The one-off look-up of whether a host is a Service rides out a busy API server too.
+LOOKUP_BACKOFF = Backoff(budget=10.0)
+
+
+def _transient(error: Exception) -> tuple[bool, float | None]:
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code in TRANSIENT_STATUS, retry_after(error.response)
+    return transport_transient(error), None
 
 
 @dataclass(frozen=True)
@@ -100,9 +110,14 @@ class HttpClients(Closing):
             known = self._known.get(address)
         if known is None:
             path = f"/api/v1/namespaces/{address.namespace}/services/{address.name}"
-            response = self.api().get(path)
-            if response.status_code != 404:
-                response.raise_for_status()
+
+            def look_up() -> httpx.Response:
+                response = self.api().get(path)
+                if response.status_code != 404:
+                    response.raise_for_status()
+                return response
+
+            response = retrying(look_up, _transient, backoff=LOOKUP_BACKOFF)
             known = response.status_code != 404
             with self._lock:
                 self._known[address] = known

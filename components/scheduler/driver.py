@@ -43,7 +43,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
 from .report import CheckEntry, ReleaseReport
 
-# How long a clean-up keeps retrying a step that does not hold, at the least.
+# How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
 CLEANUP_SECONDS = 30.0
 # How long holds (closed gates, unready canaries) wait between looks at most.
 HOLD_POLL_SECONDS = 5.0
@@ -66,6 +66,7 @@ class Scheduler:
         timing: Timing,
         progress: Callable[[str], None] = print_progress,
         clock: Clock = SYSTEM_CLOCK,
+        cleanup_seconds: float = CLEANUP_SECONDS,
     ) -> None:
         self.release = release
         self.io = adapters
@@ -74,6 +75,7 @@ class Scheduler:
         self.plan = plan(release.spec, timing)
         self.progress = progress
         self.clock = clock
+        self.cleanup_seconds = cleanup_seconds
         # Each run deals its own sticky cookie: a retry of the same template must not send the
         # holders of a failed run's cookie straight back to the canary.
         self._cookie = uuid.uuid4().hex[:16]
@@ -224,7 +226,7 @@ class Scheduler:
     def _to_rest(self) -> None:
         """All traffic to the primary, confirmed, and only then the canary to zero, confirmed:
         a canary scaled down while it still has traffic answers that traffic with 503s."""
-        deadline = self.clock.now() + max(CLEANUP_SECONDS, 3 * self.plan.interval_seconds)
+        deadline = self.clock.now() + max(self.cleanup_seconds, 3 * self.plan.interval_seconds)
 
         def routes_at_rest() -> bool:
             self._route(TrafficState())

@@ -37,6 +37,8 @@ class Fault:
     callback: Callable[[], None] | None = None
     after: bool = True
     """For CALL: run the callback once the request is served (True) or before it (False)."""
+    methods: frozenset[str] | None = None
+    """The verbs a random fault may hit (a 409 answers writes only); None for any."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ class FaultPlan:
             chosen = self.share and self.random_faults and self.eligible(request)
             if chosen and self._random.random() < self.share:
                 fault = self._random.choice(self.random_faults)
-                self.log.append((request, fault))
-                return fault
+                if fault.methods is None or request.method in fault.methods:
+                    self.log.append((request, fault))
+                    return fault
         return None
 
     def injected(self, kind: FaultKind | None = None) -> int:
