@@ -1,0 +1,6 @@
+"""A live view of one release: `python -m components.status NAME [--watch]`.
+
+It reads what the cluster holds (the release record, the VirtualService, the Deployments) and
+never writes, so it shows a `pulumi up` running on any other machine. `view` turns a snapshot
+into rows.
+"""
