@@ -39,7 +39,13 @@ class KubeAccess:
         return f"KubeAccess({shown}, context={self.context!r})"
 
     def config(self) -> SingleConfig:
-        config = self._kubeconfig().get(context_name=self.context)
+        try:
+            config = self._kubeconfig().get(context_name=self.context)
+        except (AttributeError, KeyError, TypeError):
+            # lightkube reads the document as it finds it; its errors name no file or field.
+            raise lightkube.ConfigError(
+                "the kubeconfig is not one: it needs clusters, contexts and users"
+            ) from None
         if config is None:
             raise lightkube.ConfigError(f"kubeconfig has no context {self.context!r}")
         return config

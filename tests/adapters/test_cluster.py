@@ -530,3 +530,11 @@ def test_a_malformed_kubeconfig_file_is_reported_without_quoting_it(tmp_path: Pa
         KubeAccess(kubeconfig_file=str(path)).config()
     assert str(raised.value) == f"kubeconfig {path} is not valid YAML"
     assert "S3CRET" not in repr(raised.value)
+
+
+@pytest.mark.parametrize("document", ["just a string", "{}", "clusters: 5", "[1, 2]", ""])
+def test_a_document_that_is_no_kubeconfig_is_a_config_error(tmp_path: Path, document: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(document)
+    with pytest.raises(lightkube.ConfigError, match="the kubeconfig is not one"):
+        KubeAccess(kubeconfig_file=str(path)).config()
