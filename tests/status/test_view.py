@@ -22,6 +22,7 @@ from components.status.view import (
     plain_lines,
     rows,
 )
+from tests.conftest import ROOT
 from tests.status.snapshots import (
     NEW_IMAGE,
     NOW,
@@ -68,6 +69,13 @@ def test_a_release_mid_plan_shows_its_step_weights_checks_deadline_and_events() 
         "            4s ago: weight 30%: request-success-rate 99.93 -> pass",
     ]
     assert exit_status(snapshot(progressing())) is None
+
+
+def test_the_readme_example_is_what_the_view_renders() -> None:
+    section = (ROOT / "README.md").read_text().split("## Watching a release")[1]
+    blocks = section.split("```")[1::2]
+    example = next(block for block in blocks if block.startswith("\nRelease:"))
+    assert example.strip("\n").splitlines() == lines(snapshot(progressing()))
 
 
 def test_a_failing_check_shows_its_value_against_its_bounds() -> None:
