@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class Display(Protocol):
+    """Where a watch shows its snapshots: the live table, or plain lines."""
+
     def show(self, snapshot: Snapshot) -> None: ...
 
     def problem(self, message: str) -> None:
