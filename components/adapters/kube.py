@@ -23,20 +23,29 @@ _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 class KubeAccess:
     """Plain data only, so a dynamic provider holding it pickles by value and prints nothing.
 
-    Order of precedence: an explicit kubeconfig (its text, from a secret input), then the
-    KUBECONFIG file or ~/.kube/config with an optional context, then in-cluster credentials.
+    Order of precedence: an explicit kubeconfig (its text, from a secret input, or a file named
+    on a command line), then the KUBECONFIG file or ~/.kube/config with an optional context,
+    then in-cluster credentials.
     """
 
     kubeconfig: str | None = None
     context: str | None = None
     timeout_seconds: float = 10.0
+    kubeconfig_file: str | None = None
+    """Read as kubectl reads `--kubeconfig`: relative paths in it resolve from its folder."""
 
     def __repr__(self) -> str:
-        shown = "<explicit kubeconfig>" if self.kubeconfig else "<ambient>"
+        shown = "<explicit kubeconfig>" if self.kubeconfig or self.kubeconfig_file else "<ambient>"
         return f"KubeAccess({shown}, context={self.context!r})"
 
     def config(self) -> SingleConfig:
-        config = self._kubeconfig().get(context_name=self.context)
+        try:
+            config = self._kubeconfig().get(context_name=self.context)
+        except (AttributeError, KeyError, TypeError):
+            # lightkube reads the document as it finds it; its errors name no file or field.
+            raise lightkube.ConfigError(
+                "the kubeconfig is not one: it needs clusters, contexts and users"
+            ) from None
         if config is None:
             raise lightkube.ConfigError(f"kubeconfig has no context {self.context!r}")
         return config
@@ -49,10 +58,12 @@ class KubeAccess:
                 # The parser's message quotes the offending line: a key or a token, perhaps.
                 raise lightkube.ConfigError("the kubeconfig given is not valid YAML") from None
             return KubeConfig.from_dict(loaded)
+        if self.kubeconfig_file:
+            return _from_file(self.kubeconfig_file)
         listed = [path for path in os.environ.get("KUBECONFIG", "").split(os.pathsep) if path]
         for path in listed or [str(Path.home() / ".kube" / "config")]:
             if Path(path).exists():
-                return KubeConfig.from_file(path)
+                return _from_file(path)
         if _SERVICE_ACCOUNT.exists():
             return KubeConfig.from_service_account()
         raise lightkube.ConfigError(
@@ -73,6 +84,14 @@ class KubeAccess:
 
     def namespace(self) -> str:
         return self.config().namespace or "default"
+
+
+def _from_file(path: str) -> KubeConfig:
+    try:
+        return KubeConfig.from_file(path)
+    except yaml.YAMLError:
+        # As for kubeconfig text: the parser's message may quote a token.
+        raise lightkube.ConfigError(f"kubeconfig {path} is not valid YAML") from None
 
 
 class Connections(Closing):

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import TemporaryError
 from .cluster import MANAGED_BY, ClusterError
@@ -25,6 +25,15 @@ from .ports import ConfigMaps
 
 RECORD_KEY = "release.json"
 LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
+# The record is a ConfigMap read on every tick: its history stays a few KiB at most.
+HISTORY_LINES = 20
+HISTORY_LINE_CHARS = 160
+# The record's JSON spells these fields in camelCase, as Kubernetes objects do.
+_CAMEL_KEYS = {
+    "failed_checks": "failedChecks",
+    "last_check": "lastCheck",
+    "interval_seconds": "intervalSeconds",
+}
 
 
 class RecordPhase(StrEnum):
@@ -81,6 +90,24 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class CheckValue:
+    """One metric at the last check: its value (None: the query returned no data), the bounds
+    it was judged by (`ThresholdRange.describe()`, "" for none) and the verdict."""
+
+    value: float | None
+    bounds: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of what the release did, at a Unix time."""
+
+    at: float
+    text: str
+
+
+@dataclass(frozen=True)
 class ReleaseRecord:
     """One release of one pod-template revision, as far as the cluster confirmed it.
 
@@ -104,10 +131,36 @@ class ReleaseRecord:
     owner: Owner | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     """Cumulative metric state across releases (counters, histograms), opaque here."""
+    # What `python -m components.status` shows from any machine; optional, as older runs
+    # wrote none of them.
+    last_check: Mapping[str, CheckValue] = field(default_factory=dict)
+    """The last metric check, by metric name."""
+    threshold: int | None = None
+    """The failed checks that roll the release back (the plan's threshold)."""
+    deadline: float | None = None
+    """The Unix time past which the release rolls back."""
+    interval_seconds: float | None = None
+    """The analysis interval the run uses, overrides included: the stale window's base."""
+    history: tuple[HistoryEntry, ...] = ()
+    """The last `HISTORY_LINES` events, oldest first."""
 
     @property
     def in_flight(self) -> bool:
         return self.phase in IN_FLIGHT
+
+    def abandoned(self, now: float, stale_after: float) -> bool:
+        """Whether the run that wrote the record stopped: its heartbeat is `stale_after` old,
+        or its process is known dead."""
+        return now - self.heartbeat >= stale_after or (
+            self.owner is not None and self.owner.is_dead()
+        )
+
+    def with_event(self, at: float, text: str) -> ReleaseRecord:
+        """The record with one more history line, cut to size, and the oldest ones dropped."""
+        if len(text) > HISTORY_LINE_CHARS:
+            text = text[: HISTORY_LINE_CHARS - 1] + "\u2026"
+        history = (*self.history, HistoryEntry(at, text))[-HISTORY_LINES:]
+        return replace(self, history=history)
 
     def failed_verdict(self, revision: str) -> bool:
         """Whether `revision` is known to fail its analysis: a verdict, not an interruption."""
@@ -116,7 +169,8 @@ class ReleaseRecord:
     def to_json(self) -> str:
         data = asdict(self)
         data["phase"] = str(self.phase)
-        data["failedChecks"] = data.pop("failed_checks")
+        for name, key in _CAMEL_KEYS.items():
+            data[key] = data.pop(name)
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -145,7 +199,35 @@ class ReleaseRecord:
             if isinstance(owner, dict) and "host" in owner and "pid" in owner
             else None,
             metrics=data.get("metrics") or {},
+            last_check={
+                str(name): CheckValue(
+                    _optional(float, value.get("value")),
+                    str(value.get("bounds") or ""),
+                    bool(value.get("passed")),
+                )
+                for name, value in _mapping(data.get("lastCheck")).items()
+                if isinstance(value, dict)
+            },
+            threshold=_optional(int, data.get("threshold")),
+            deadline=_optional(float, data.get("deadline")),
+            interval_seconds=_optional(float, data.get("intervalSeconds")),
+            history=tuple(
+                HistoryEntry(float(entry.get("at") or 0.0), str(entry.get("text") or ""))
+                for entry in data.get("history") or []
+                if isinstance(entry, dict)
+            ),
         )
+
+
+N = TypeVar("N", int, float)
+
+
+def _optional(kind: Callable[[Any], N], value: Any) -> N | None:
+    return None if value is None else kind(value)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 class RecordStore:
@@ -197,8 +279,9 @@ class RecordStore:
         record = self.load()
         if record is None or not record.in_flight:
             return record
-        age = self._clock() - record.heartbeat
-        if age < stale_after and not (record.owner is not None and record.owner.is_dead()):
+        now = self._clock()
+        if not record.abandoned(now, stale_after):
+            age = now - record.heartbeat
             raise ReleaseConflict(
                 f"another release of {self.canary} is running (heartbeat {age:.0f}s ago, "
                 f"owner {record.owner or 'unknown'}); it counts as interrupted once its "

@@ -16,13 +16,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import Cluster
 from ..adapters.kube import Connections, KubeAccess
+from ..adapters.manifests import read_release
 from ..analysis import readiness
 from ..errors import ReleaseInterrupted
 from ..routing import (
@@ -48,7 +48,11 @@ DIRECT_RPS = 200.0
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        release = _load(args)
+        release = read_release(
+            canary=args.canary,
+            deployment=args.deployment,
+            metric_templates=args.metric_template,
+        )
         timing = Timing.of(
             release.spec.analysis, interval=args.interval, interval_field="--interval"
         )
@@ -181,22 +185,6 @@ def _direct_traffic(release: ReleaseSpec) -> dict[str, float]:
     if release.spec.analysis.strategy is Strategy.BLUEGREEN:
         return {release.canary_service: DIRECT_RPS}
     return {}
-
-
-def _load(args: argparse.Namespace) -> ReleaseSpec:
-    canary = _read(args.canary)
-    return ReleaseSpec.parse(
-        canary=canary,
-        deployment=_read(args.deployment),
-        metric_templates=[_read(path) for path in args.metric_template],
-    )
-
-
-def _read(path: str) -> dict[str, Any]:
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected one YAML mapping")
-    return data
 
 
 def _fraction(text: str) -> float:

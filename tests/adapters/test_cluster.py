@@ -527,3 +527,44 @@ def test_a_malformed_kubeconfig_is_reported_without_quoting_it() -> None:
         KubeAccess(kubeconfig=broken).config()
     assert str(raised.value) == "the kubeconfig given is not valid YAML"
     assert "S3CRET" not in repr(raised.value)
+
+
+def test_a_kubeconfig_file_resolves_relative_paths_from_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("not checked until a request")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "bed",
+        "clusters": [
+            {
+                "name": "bed",
+                "cluster": {"server": "https://127.0.0.1:1", "certificate-authority": "ca.crt"},
+            }
+        ],
+        "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": "me"}}],
+        "users": [{"name": "me", "user": {"token": TOKEN}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    from_file = KubeAccess(kubeconfig_file=str(path)).config()
+    assert from_file.abs_file("ca.crt") == tmp_path / "ca.crt"
+    from_text = KubeAccess(kubeconfig=path.read_text()).config()
+    with pytest.raises(lightkube.ConfigError, match="relative"):
+        from_text.abs_file("ca.crt")
+
+
+def test_a_malformed_kubeconfig_file_is_reported_without_quoting_it(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text("users:\n- name: admin\n  user:\n    token: S3CRET\n   oops: [\n")
+    with pytest.raises(lightkube.ConfigError) as raised:
+        KubeAccess(kubeconfig_file=str(path)).config()
+    assert str(raised.value) == f"kubeconfig {path} is not valid YAML"
+    assert "S3CRET" not in repr(raised.value)
+
+
+@pytest.mark.parametrize("document", ["just a string", "{}", "clusters: 5", "[1, 2]", ""])
+def test_a_document_that_is_no_kubeconfig_is_a_config_error(tmp_path: Path, document: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(document)
+    with pytest.raises(lightkube.ConfigError, match="the kubeconfig is not one"):
+        KubeAccess(kubeconfig_file=str(path)).config()
