@@ -76,7 +76,8 @@ def _report(states: Sequence[LiveState], release: ReleaseSpec) -> str:
         if primary and any(change.startswith("spec.template") for change in changes):
             warnings.append(
                 f"{item.k8s_name} runs another pod template than --deployment declares: the "
-                "first `pulumi up` rolls it to the declared one without analysis"
+                "first `pulumi up` rolls it to the declared one without analysis; to keep what "
+                "serves, declare the template it runs"
             )
         warnings.extend(
             f"{item.kind} {item.k8s_name} is still owned by Canary {owner}: delete the Canary "
