@@ -42,7 +42,10 @@ class LiveState:
         """The declared fields the first `pulumi up` would set to a new value."""
         if self.live is None:
             return []
-        declared = dict(self.declared.manifest)
+        # The object is read with the API version Pulumi will use; the kind is its identity.
+        declared = {
+            k: v for k, v in self.declared.manifest.items() if k not in ("apiVersion", "kind")
+        }
         if self.declared.kind == "VirtualService":
             # A release rewrites the routes; `at_rest` checks them instead.
             declared["spec"] = {k: v for k, v in declared["spec"].items() if k != "http"}
