@@ -26,15 +26,19 @@ from .provider.rollout import (
     Rollout,
     RolloutFinaliser,
 )
+from .routing.children import (
+    ROLES,
+    TYPE_TOKEN,
+    ChildNames,
+    metric_template_config_map,
+    target_autoscaler,
+)
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
 
-TYPE_TOKEN = "canary:index:CanaryDeployment"
 # Fields a running release writes, besides its routes (routing.owned_route_field); Pulumi must
 # not fight over them (see the module docstring).
 RELEASE_OWNED_REPLICAS = ["spec.replicas"]
-# The order of routing.services(): apex, primary, canary.
-ROLES = ("apex", "primary", "canary")
 
 
 @dataclass
@@ -83,9 +87,10 @@ class CanaryDeployment(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, {}, opts)
         self.release = release
         child = pulumi.ResourceOptions(parent=self)
+        names = ChildNames(name)
 
         self.metric_templates = [
-            _metric_template(name, release, template, child)
+            _metric_template(names, release, template, child)
             for template in release.metric_templates
         ]
         inputs = ReleaseInputs(
@@ -96,9 +101,9 @@ class CanaryDeployment(pulumi.ComponentResource):
             autoscaler=args.autoscaler,
         )
         # Before the canary Deployment changes: no traffic left on the canary from before.
-        self.guard = ReleaseGuard(f"{name}-guard", inputs, args.gate, child)
+        self.guard = ReleaseGuard(names.guard, inputs, args.gate, child)
         self.canary_deployment = _deployment(
-            f"{name}-canary",
+            names.canary,
             routing.canary_deployment(release, replicas=0),
             pulumi.ResourceOptions.merge(
                 child,
@@ -110,7 +115,7 @@ class CanaryDeployment(pulumi.ComponentResource):
         # The gate runs once the canary runs the new template; its output is the template the
         # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
         self.rollout = Rollout(
-            f"{name}-rollout",
+            names.rollout,
             inputs,
             args.gate,
             pulumi.ResourceOptions.merge(
@@ -123,7 +128,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             release, release.deployment["spec"]["template"], replicas
         )
         self.primary_deployment = k8s.apps.v1.Deployment(
-            f"{name}-primary",
+            names.primary,
             metadata=at_rest["metadata"],
             spec=self.rollout.pod_template.apply(
                 lambda template: routing.primary_deployment(release, template, replicas)["spec"]
@@ -140,7 +145,7 @@ class CanaryDeployment(pulumi.ComponentResource):
         )
         self.services = [
             k8s.core.v1.Service(
-                f"{name}-{role}-service",
+                names.service(role),
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
                 opts=service_opts,
@@ -148,11 +153,11 @@ class CanaryDeployment(pulumi.ComponentResource):
             for role, manifest in zip(ROLES, routing.services(release), strict=True)
         ]
         self.destination_rules = [
-            _istio(f"{name}-{role}-destinationrule", rule, child)
+            _istio(names.destination_rule(role), rule, child)
             for role, rule in zip(ROLES[1:], routing.destination_rules(release), strict=True)
         ]
         self.virtual_service = _istio(
-            f"{name}-virtualservice",
+            names.virtual_service,
             routing.virtual_service(release),
             pulumi.ResourceOptions.merge(
                 child,
@@ -162,9 +167,9 @@ class CanaryDeployment(pulumi.ComponentResource):
                 ),
             ),
         )
-        self.autoscalers = _autoscalers(name, release, child)
+        self.autoscalers = _autoscalers(names, release, child)
         self.finaliser = RolloutFinaliser(
-            f"{name}-finaliser",
+            names.finaliser,
             inputs,
             args.gate,
             promotion=self.rollout.promotion,
@@ -246,42 +251,27 @@ def _istio(
 
 
 def _autoscalers(
-    name: str, release: ReleaseSpec, opts: pulumi.ResourceOptions
+    names: ChildNames, release: ReleaseSpec, opts: pulumi.ResourceOptions
 ) -> list[k8s.autoscaling.v2.HorizontalPodAutoscaler]:
     primary = routing.primary_autoscaler(release)
-    if primary is None or release.autoscaler is None:
+    target = target_autoscaler(release)
+    if primary is None or target is None:
         return []
-    target: dict[str, Any] = {
-        "metadata": {**release.autoscaler.get("metadata", {}), "namespace": release.namespace},
-        "spec": release.autoscaler["spec"],
-    }
     return [
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-{role}-hpa", metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
+            names.autoscaler(role), metadata=manifest["metadata"], spec=manifest["spec"], opts=opts
         )
         for role, manifest in (("canary", target), ("primary", primary))
     ]
 
 
 def _metric_template(
-    name: str, release: ReleaseSpec, template: MetricTemplate, opts: pulumi.ResourceOptions
+    names: ChildNames, release: ReleaseSpec, template: MetricTemplate, opts: pulumi.ResourceOptions
 ) -> k8s.core.v1.ConfigMap:
-    """Kept as a ConfigMap, not a Flagger CR: no Flagger CRDs are needed in the cluster, and the
-    queries the gate runs stay reviewable with kubectl. Credentials are never written here."""
-    provider = template.spec.provider
-    data = {"query": template.spec.query, "provider": provider.type}
-    if provider.address:
-        data["address"] = provider.address
+    manifest = metric_template_config_map(release, template)
     return k8s.core.v1.ConfigMap(
-        f"{name}-{template.name}-metric-template",
-        metadata={
-            "name": f"{template.name}-metric-template",
-            "namespace": template.metadata.namespace or release.namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "pulumi-canary",
-                "app.kubernetes.io/component": "metric-template",
-            },
-        },
-        data=data,
+        names.metric_template(template.name),
+        metadata=manifest["metadata"],
+        data=manifest["data"],
         opts=opts,
     )
