@@ -35,6 +35,7 @@ gate = GateOptions(
     deadline_seconds=config.get_float("deadlineSeconds"),
     interval=config.get("interval"),
     retry_failed=config.get_bool("retryFailed") or False,
+    pushgateway=config.get("pushgateway"),
 )
 podinfo = CanaryDeployment.from_flagger(
     "podinfo", canary=manifest("canary.yaml"), deployment=deployment, gate=gate

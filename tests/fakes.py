@@ -137,6 +137,9 @@ class FakeCluster:
         self._call("delete", name)
         self.maps.pop(name, None)
 
+    def count_config_maps(self, labels: Mapping[str, str]) -> int:
+        return len(self.maps)
+
     # -- for tests --------------------------------------------------------------------------
 
     @property

@@ -11,6 +11,7 @@ from .cluster import API_BACKOFF, Cluster
 from .kube import Connections
 from .ports import AlertsPort, ClusterPort, HooksPort, MetricsPort
 from .prometheus import PrometheusClient
+from .pushgateway import Pushgateway
 from .records import RecordStore
 from .retry import Backoff, RetryCounter
 from .webhooks import WebhookCaller
@@ -27,6 +28,8 @@ class Adapters:
     alerts: AlertsPort
     retries: RetryCounter = field(default_factory=RetryCounter)
     """Retries the adapters made since the scheduler last looked, for its progress lines."""
+    pushgateway: Pushgateway | None = None
+    """Where the release's metrics go, in Flagger's names; None: not pushed."""
 
     @classmethod
     def connect(
@@ -37,6 +40,7 @@ class Adapters:
         revision: str,
         now: Callable[[], float],
         cluster_backoff: Backoff = API_BACKOFF,
+        pushgateway: str | None = None,
     ) -> Adapters:
         """The real adapters of one release; `connections` owns (and closes) every client."""
         retries = RetryCounter()
@@ -50,12 +54,16 @@ class Adapters:
                 release.spec.metrics_address,
                 namespace=release.namespace,
                 secrets=cluster.read_secret,
+                retries=retries,
             ),
             hooks=WebhookCaller(
                 endpoints,
                 name=release.name,
                 namespace=release.namespace,
                 checksum=checksum(revision),
+                retries=retries,
             ),
             alerts=Notifier(endpoints, release, secrets=cluster.read_secret),
+            retries=retries,
+            pushgateway=Pushgateway(endpoints.request, pushgateway) if pushgateway else None,
         )

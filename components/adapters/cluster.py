@@ -378,6 +378,18 @@ class Cluster:
             missing_ok=True,
         )
 
+    def count_config_maps(self, labels: Mapping[str, str]) -> int:
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        found = self._call(
+            "list",
+            "ConfigMap",
+            selector,
+            lambda: list(
+                self.client.list(ConfigMap, namespace=self.namespace, labels=dict(labels))
+            ),
+        )
+        return len(found)
+
     # -- calls and errors ---------------------------------------------------------------------
 
     def _call(

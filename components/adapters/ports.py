@@ -32,6 +32,10 @@ class ConfigMaps(Protocol):
 
     def delete_config_map(self, name: str) -> None: ...
 
+    def count_config_maps(self, labels: Mapping[str, str]) -> int:
+        """How many ConfigMaps of the namespace carry `labels` (e.g. release records)."""
+        ...
+
 
 class ClusterPort(ConfigMaps, Protocol):
     """The release's routes and workloads."""

@@ -39,6 +39,7 @@ INPUT_KEYS = (
     "deadlineSeconds",
     "interval",
     "retryFailed",
+    "pushgateway",
 )
 # Outputs a Rollout adds to its inputs. None of them is derived from `kubeconfig`: the engine
 # re-marks as secret only outputs whose key matches a secret input.
@@ -110,7 +111,7 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     retry = props.get("retryFailed")
     if retry is not None and not isinstance(retry, (bool, Unknown)):
         failures.append(dyn.CheckFailure("retryFailed", f"must be true or false, not {retry!r}"))
-    for key in ("kubeconfig", "context"):
+    for key in ("kubeconfig", "context", "pushgateway"):
         value = props.get(key)
         if value is not None and not isinstance(value, (str, Unknown)):
             # Never echo the value: kubeconfig is a secret.
@@ -157,7 +158,13 @@ CLOCK: Clock = SYSTEM_CLOCK
 def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Iterator[Adapters]:
     """The release's adapters over fresh clients, closed after. The one seam tests replace."""
     with Connections(access_of(props)) as connections:
-        yield Adapters.connect(connections, gate.release, revision=gate.revision, now=clock.now)
+        yield Adapters.connect(
+            connections,
+            gate.release,
+            revision=gate.revision,
+            now=clock.now,
+            pushgateway=props.get("pushgateway") or None,
+        )
 
 
 @contextlib.contextmanager
@@ -403,6 +410,9 @@ class GateOptions:
     """Overrides `analysis.interval`, e.g. `10s` for a fast pre-production stack."""
     retry_failed: pulumi.Input[bool] = False
     """Analyse again a pod template whose release already failed, instead of failing fast."""
+    pushgateway: pulumi.Input[str] | None = None
+    """A Prometheus Pushgateway that receives the release's metrics in Flagger's names, e.g.
+    `http://prometheus-pushgateway.monitoring:9091` (in-cluster, through the API server)."""
 
     def props(self) -> dict[str, Any]:
         return {
@@ -411,6 +421,7 @@ class GateOptions:
             "deadlineSeconds": self.deadline_seconds,
             "interval": self.interval,
             "retryFailed": self.retry_failed,
+            "pushgateway": self.pushgateway,
         }
 
 

@@ -102,8 +102,10 @@ def rehearse(
     timing: Timing | None = None,
     no_telemetry: bool = False,
     bed: TestBed | None = None,
+    pushgateway: str | None = TestBed.PUSHGATEWAY_ADDRESS,
 ) -> ReleaseReport:
-    """One release on a fresh test bed (or the one given), from at-rest to its outcome."""
+    """One release on a fresh test bed (or the one given), from at-rest to its outcome; its
+    metrics go to `pushgateway` (by default the bed's, which the bed's Prometheus scrapes)."""
     timing = timing or Timing.of(release.spec.analysis)
     fault = canary_fault or Fault()
     if no_telemetry:
@@ -119,7 +121,11 @@ def rehearse(
         revision = template_revision(release.deployment["spec"]["template"])
         with Connections(KubeAccess(kubeconfig=bed.kubeconfig.read_text())) as connections:
             adapters = Adapters.connect(
-                connections, release, revision=revision, now=SYSTEM_CLOCK.now
+                connections,
+                release,
+                revision=revision,
+                now=SYSTEM_CLOCK.now,
+                pushgateway=pushgateway,
             )
             scheduler = Scheduler(release, adapters, revision=revision, timing=timing)
             report = scheduler.analyse()

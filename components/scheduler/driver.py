@@ -20,7 +20,17 @@ from dataclasses import replace
 from ..adapters.alerts import AlertMessage, Severity
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import ClusterError
-from ..adapters.records import RecordPhase, ReleaseConflict, ReleaseRecord
+from ..adapters.pushgateway import AnalysisStatus, MetricCheck, MetricsState, ReleaseMetrics
+from ..adapters.records import (
+    LABELS as RECORD_LABELS,
+)
+from ..adapters.records import (
+    CheckValue,
+    HistoryEntry,
+    RecordPhase,
+    ReleaseConflict,
+    ReleaseRecord,
+)
 from ..adapters.webhooks import WebhookResult, phase_for
 from ..analysis import (
     Check,
@@ -81,6 +91,10 @@ class Scheduler:
         self._cookie = uuid.uuid4().hex[:16]
         self._record: ReleaseRecord | None = None
         self._traffic = TrafficState()
+        self._said: list[HistoryEntry] = []
+        self._last_check: dict[str, CheckValue] = {}
+        self._deadline: float | None = None
+        self._metrics = MetricsState()
 
     @property
     def name(self) -> str:
@@ -112,8 +126,9 @@ class Scheduler:
         """The analysis as a generator of waits (seconds), so that one thread can drive many
         releases; `analyse` drives it alone."""
         started = self.clock.now()
+        self._deadline = started + self.plan.deadline_seconds
         report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
-        self._record = self.io.records.claim(self.timing.stale_after_seconds)
+        self._adopt(self.io.records.claim(self.timing.stale_after_seconds))
         self._start_from_rest()
         try:
             state = yield from self._ticks(report, started + self.plan.deadline_seconds)
@@ -145,8 +160,10 @@ class Scheduler:
                 yield self.plan.interval_seconds
             elif state.held_since is not None:
                 yield min(self.plan.interval_seconds, HOLD_POLL_SECONDS)
+            ticked = self.clock.now()
             results = self._run_checks(state, scaled_at, report)
             decision = advance(self.plan, state, results, self.clock.now(), deadline)
+            self._metrics = self._metrics.after_tick(self.clock.now() - ticked)
 
     # -- rest: before, after and instead of an analysis ------------------------------------------
 
@@ -158,16 +175,15 @@ class Scheduler:
         A verdict in the record is kept; anything else in flight becomes Interrupted. Returns
         whether anything had to move. ReleaseConflict if another run is driving the release.
         """
-        self._record = self.io.records.claim(self.timing.stale_after_seconds)
-        record = self._record
+        record = self._adopt(self.io.records.claim(self.timing.stale_after_seconds))
         routes = self.io.cluster.read_routes()
         replicas = self.io.cluster.replicas(self.release.target, missing_ok=True)
         unsettled = record is not None and (record.in_flight or not record.settled)
         if routes.at_rest and replicas == 0 and not unsettled:
             return False
         self._traffic = TrafficState(routes.canary, routes.mirrored)
-        self.progress(
-            f"{self.name}: found canary weight {routes.canary}"
+        self._say(
+            f"found canary weight {routes.canary}"
             f"{' mirrored' if routes.mirrored else ''} and {replicas} canary replicas"
             f"{self._record_note(record)}; returning them to rest {context}"
         )
@@ -177,7 +193,8 @@ class Scheduler:
             reason = f"ended at canary weight {routes.canary} {context}"
             self._save(self._intent(RecordPhase.INTERRUPTED, reason=reason))
         self._to_rest()
-        self.progress(f"{self.name}: all traffic on the primary and the canary at zero {context}")
+        self._say(f"all traffic on the primary and the canary at zero {context}")
+        self._push()
         return True
 
     def _start_from_rest(self) -> None:
@@ -188,11 +205,22 @@ class Scheduler:
         live = self.io.cluster.read_routes()
         self._traffic = TrafficState(live.canary, live.mirrored)
         if record is not None and record.in_flight:
-            self.progress(
-                f"{self.name}: an interrupted release was found at canary weight "
+            self._say(
+                "an interrupted release was found at canary weight "
                 f"{live.canary}; routing all traffic to the primary and starting over"
             )
-        self._save(self._intent(RecordPhase.PROGRESSING, step=-1, failed_checks=0, iterations=0))
+        self._save(
+            self._intent(
+                RecordPhase.PROGRESSING,
+                step=-1,
+                failed_checks=0,
+                iterations=0,
+                threshold=self.plan.threshold,
+                deadline=self._deadline,
+                interval_seconds=self.plan.interval_seconds,
+                last_check={},
+            )
+        )
         self._route(TrafficState())
         self._save_reached(weight=0)
 
@@ -212,14 +240,15 @@ class Scheduler:
         except ReleaseConflict:
             return  # another run owns the release: its traffic is not ours to move
         except Exception as save_error:  # traffic first: move it even if the record cannot say so
-            self.progress(f"{self.name}: could not record the interruption: {save_error}")
+            self._say(f"could not record the interruption: {save_error}")
         try:
             self._to_rest()
         except CleanupIncomplete as incomplete:
-            self.progress(f"{self.name}: {incomplete}")
+            self._say(str(incomplete))
+        self._push()
         if isinstance(error, ReleaseInterrupted):
-            self.progress(
-                f"{self.name}: interrupted ({error}): all traffic is on the primary; "
+            self._say(
+                f"interrupted ({error}): all traffic is on the primary; "
                 "the next pulumi up starts the release over"
             )
 
@@ -256,7 +285,7 @@ class Scheduler:
                 problem = str(error)
             if self.clock.now() + delay > deadline:
                 raise CleanupIncomplete(
-                    f"{self.name}: could not {what} ({problem}); left: {self._what_is_left()}; "
+                    f"could not {what} ({problem}); left: {self._what_is_left()}; "
                     "the next pulumi up finishes the clean-up"
                 )
             self.clock.sleep(delay, interruptible=False)
@@ -268,9 +297,8 @@ class Scheduler:
         Once is enough: a rerun after a finalise whose end was lost finds the record Succeeded
         and the cluster at rest, and does nothing again (no second alert).
         """
-        self._record = self.io.records.load()
+        record = self._adopt(self.io.records.load())
         routes = self.io.cluster.read_routes()
-        record = self._record
         if (
             record is not None
             and record.revision == self.revision
@@ -279,7 +307,7 @@ class Scheduler:
             and routes.at_rest
             and self.io.cluster.replicas(self.release.target, missing_ok=True) == 0
         ):
-            self.progress(f"{self.name}: the promotion was already finalised")
+            self._say("the promotion was already finalised")
             return
         self._traffic = TrafficState(routes.canary, routes.mirrored)
         self._save(self._intent(RecordPhase.PROMOTING, weight=routes.canary))
@@ -288,9 +316,12 @@ class Scheduler:
                 self.clock.sleep(self.plan.interval_seconds, interruptible=False)
             self._route(TrafficState(canary_weight=weight))
             self._save_reached(weight=weight)
-            self.progress(f"{self.name}: primary weight {100 - weight}")
+            self._say(f"primary weight {100 - weight}")
         self._to_rest()
+        skipped = AnalysisStatus.SKIPPED if self.plan.skip_analysis else AnalysisStatus.COMPLETED
+        self._metrics = self._metrics.after_outcome(self.plan.strategy, True, skipped)
         self._save(self._intent(RecordPhase.SUCCEEDED, settled=True))
+        self._push()
         self._run_hooks(HookType.POST_ROLLOUT, str(Phase.SUCCEEDED))
         self._alert("info", "Promotion completed! Scaling down " + self._target_name())
 
@@ -298,6 +329,10 @@ class Scheduler:
 
     def _carry_out(self, decision: Decision, report: ReleaseReport) -> ReleaseState:
         state = decision.state
+        if state.phase is Phase.FAILED:
+            self._metrics = self._metrics.after_outcome(self.plan.strategy, succeeded=False)
+        for event in decision.events:  # said first, so the intent's write carries them
+            self._say(event.message)
         # The intent first: its write fails if another run took the release over, and then
         # this run must not move that run's traffic.
         self._save(
@@ -316,18 +351,18 @@ class Scheduler:
                 self._to_rest()
             except CleanupIncomplete as incomplete:  # the verdict stands; the next run finishes
                 report.cleanup = str(incomplete)
-                self.progress(report.cleanup)
+                self._say(report.cleanup)
         elif decision.traffic is not None:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
         for event in decision.events:
-            self.progress(f"{self.name}: {event.message}")
             if event.severity != "info" or state.phase is not Phase.WAITING:
                 self._alert(event.severity, event.message)
         for hook_type in decision.hooks:
             self._run_hooks(hook_type, str(state.phase))
         if state.step >= 0 and state.applied_weights != tuple(report.canary_weights):
             report.canary_weights = list(state.applied_weights)
+        self._push()
         return state
 
     def _run_checks(
@@ -344,7 +379,7 @@ class Scheduler:
                         self._traffic.canary_weight, state.iterations, result.metrics, result.passed
                     )
                 )
-                self.progress(self._metrics_line(result))
+                self._say(self._metrics_line(result))
             if result.blocks:
                 break
         return results
@@ -376,6 +411,10 @@ class Scheduler:
         results = [
             self.io.metrics.evaluate(query) for query in self.release.metric_queries(self.timing)
         ]
+        self._last_check = {
+            result.name: CheckValue(result.value, result.bounds, result.passed)
+            for result in results
+        }
         failed = [result for result in results if not result.passed]
         reason = "; ".join(result.reason or result.name for result in failed) or None
         metrics = {result.name: result.value for result in results}
@@ -385,7 +424,7 @@ class Scheduler:
 
     def _scale_canary_up(self) -> None:
         replicas = max(self.io.cluster.replicas(self.release.primary), 1)
-        self.progress(f"{self.name}: scaling {self._target_name()} to {replicas} replicas")
+        self._say(f"scaling {self._target_name()} to {replicas} replicas")
         self.io.cluster.scale(self.release.target, replicas)
 
     @property
@@ -428,7 +467,7 @@ class Scheduler:
     def _run_hooks(self, hook_type: HookType, phase: str) -> None:
         for outcome in self._call_hooks(hook_type, phase, stop_at_failure=False):
             if not outcome.passed:
-                self.progress(f"{self.name}: {hook_type} hook {outcome.name}: {outcome.reason}")
+                self._say(f"{hook_type} hook {outcome.name}: {outcome.reason}")
 
     def _alert(self, severity: Severity, text: str) -> None:
         analysis = self.release.spec.analysis
@@ -440,7 +479,7 @@ class Scheduler:
         }
         message = AlertMessage(self.name, self.release.namespace, text, severity, fields)
         for warning in self.io.alerts.notify(message):
-            self.progress(f"{self.name}: alert not delivered: {warning}")
+            self._say(f"alert not delivered: {warning}")
 
     # -- the record -----------------------------------------------------------------------------
 
@@ -451,11 +490,24 @@ class Scheduler:
         if last is None or last.revision != self.revision:
             carried = {"metrics": last.metrics, "cookie": last.cookie} if last else {}
             last = ReleaseRecord(self.revision, phase, **carried)  # type: ignore[arg-type]
-        confirmed = {"weight": self._traffic.canary_weight, "settled": False}
+        confirmed = {
+            "weight": self._traffic.canary_weight,
+            "settled": False,
+            "last_check": self._last_check or last.last_check,
+        }
         return replace(last, phase=phase, **{**confirmed, **fields})  # type: ignore[arg-type]
 
+    def _adopt(self, record: ReleaseRecord | None) -> ReleaseRecord | None:
+        """The record this run starts from, and the cumulative metrics it carries."""
+        self._record = record
+        self._metrics = MetricsState.from_json(record.metrics if record else {})
+        return record
+
     def _save(self, record: ReleaseRecord) -> None:
-        self._record = self.io.records.save(record)
+        for entry in self._said:
+            record = record.with_event(entry.at, entry.text)
+        self._record = self.io.records.save(replace(record, metrics=self._metrics.to_json()))
+        self._said.clear()
 
     def _save_reached(self, **reached: object) -> None:
         """What the cluster confirmed, on top of the intent saved before."""
@@ -465,6 +517,52 @@ class Scheduler:
         }
         if changed:
             self._save(replace(self._record, **changed))  # type: ignore[arg-type]
+
+    def _push(self) -> None:
+        """Flagger's metrics of the release as the record now says, if a Pushgateway is set;
+        a failed push is one line, never an error."""
+        sink, record = self.io.pushgateway, self._record
+        if sink is None or record is None:
+            return
+        try:
+            canaries = self.io.cluster.count_config_maps(RECORD_LABELS)
+        except ClusterError:
+            canaries = 1
+        phase = Phase.FAILED if record.phase is RecordPhase.INTERRUPTED else Phase(record.phase)
+        checks = {
+            name: MetricCheck(value.value, value.passed, *self._bounds(name))
+            for name, value in record.last_check.items()
+        }
+        warning = sink.push(
+            ReleaseMetrics(
+                target=self.release.target,
+                namespace=self.release.namespace,
+                strategy=self.plan.strategy,
+                phase=phase,
+                canary_weight=record.weight,
+                primary_weight=100 - record.weight,
+                state=self._metrics,
+                checks=checks,
+                failed_checks=record.failed_checks,
+                deadline=self._deadline if record.in_flight else None,
+                canaries_in_namespace=canaries,
+            )
+        )
+        if warning is not None:
+            self.progress(f"{self.name}: {warning}")
+
+    def _bounds(self, metric: str) -> tuple[float | None, float | None]:
+        for query in self.release.metric_queries():
+            bounds = query.metric.bounds
+            if query.metric.name == metric and bounds is not None:
+                return bounds.min, bounds.max
+        return None, None
+
+    def _say(self, line: str) -> None:
+        """One progress line: printed now, and kept for the record's history (saved with the
+        next write), so `python -m components.status` shows it from any machine."""
+        self.progress(f"{self.name}: {line}")
+        self._said.append(HistoryEntry(self.clock.now(), line))
 
     def _record_note(self, record: ReleaseRecord | None) -> str:
         if record is None:
@@ -485,7 +583,7 @@ class Scheduler:
         weight = self._traffic.canary_weight
         retried = self.io.retries.take()
         retries = f" ({retried} retried calls)" if retried else ""
-        return f"{self.name}: weight {weight}%: {', '.join(parts)} -> {verdict}{retries}"
+        return f"weight {weight}%: {', '.join(parts)} -> {verdict}{retries}"
 
     def _target_name(self) -> str:
         return f"Deployment/{self.release.target}.{self.release.namespace}"

@@ -293,3 +293,29 @@ def test_sticky_runs_deal_their_own_cookie_and_expire_the_last_one() -> None:
     second = first.cluster.routes_written[written:]
     assert second[0].canary_weight == 0 and second[0].previous_cookie == cookie
     assert {s.cookie for s in second if s.canary_weight} - {None} != {cookie}
+
+
+def test_the_record_tells_the_status_view_what_happened() -> None:
+    bench = Bench()
+    bench.scheduler.analyse()
+    record = bench.record()
+    assert record.threshold == 5 and record.interval_seconds == INTERVAL
+    assert record.deadline == pytest.approx(1_000_000.0 + bench.scheduler.plan.deadline_seconds)
+    assert set(record.last_check) == {"request-success-rate", "request-duration"}
+    assert record.last_check["request-success-rate"].passed
+    texts = [entry.text for entry in record.history]
+    assert "Advance canary weight 50" in texts
+    assert texts[-1] == "Copying the canary to the primary: analysis passed"
+
+
+def test_retried_calls_are_counted_in_the_check_line() -> None:
+    bench = Bench()
+
+    def flaky(verb: str, name: str) -> None:
+        if verb == "status":
+            bench.adapters.retries.add()  # as the retrying cluster adapter counts a retry
+
+    bench.cluster.fault = flaky
+    bench.scheduler.analyse()
+    checks = [line for line in bench.lines if "request-success-rate" in line]
+    assert checks and all(line.endswith(" retried calls)") for line in checks)
