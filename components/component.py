@@ -19,7 +19,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import routing
+from .analysis import plan
 from .provider.rollout import (
+    Declared,
     GateOptions,
     ReleaseGuard,
     ReleaseInputs,
@@ -35,6 +37,7 @@ from .routing.children import (
 )
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
+from .spec.timing import Timing
 
 # Fields a running release writes, besides its routes (routing.owned_route_field); Pulumi must
 # not fight over them (see the module docstring).
@@ -100,8 +103,32 @@ class CanaryDeployment(pulumi.ComponentResource):
             alert_providers=[_manifest(provider) for provider in args.alert_providers],
             autoscaler=args.autoscaler,
         )
+        rule_manifests = routing.destination_rules(release)
+        self.destination_rules = [
+            _istio(names.destination_rule(role), rule, child)
+            for role, rule in zip(ROLES[1:], rule_manifests, strict=True)
+        ]
+        # The gate, with its own credentials, holds to the cluster of the stack's provider: the
+        # uids of the objects that provider declared. The plan line is known at preview.
+        rules = {
+            f"DestinationRule/{manifest['metadata']['name']}": _uid_of(rule)
+            for manifest, rule in zip(rule_manifests, self.destination_rules, strict=True)
+        }
+        plan_line = pulumi.Output.from_input(args.gate.interval).apply(
+            lambda interval: plan(
+                release.spec, Timing.of(release.spec.analysis, interval=interval)
+            ).describe()
+        )
         # Before the canary Deployment changes: no traffic left on the canary from before.
-        self.guard = ReleaseGuard(names.guard, inputs, args.gate, child)
+        self.guard = ReleaseGuard(
+            names.guard,
+            inputs,
+            args.gate,
+            Declared(rules, plan_line),
+            pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=self.destination_rules)
+            ),
+        )
         self.canary_deployment = _deployment(
             names.canary,
             routing.canary_deployment(release, replicas=0),
@@ -114,10 +141,18 @@ class CanaryDeployment(pulumi.ComponentResource):
         )
         # The gate runs once the canary runs the new template; its output is the template the
         # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
+        declared = Declared(
+            {
+                **rules,
+                f"Deployment/{release.target}": _uid_of(self.canary_deployment),
+            },
+            plan_line,
+        )
         self.rollout = Rollout(
             names.rollout,
             inputs,
             args.gate,
+            declared,
             pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(depends_on=[self.canary_deployment, *self.metric_templates]),
@@ -130,8 +165,11 @@ class CanaryDeployment(pulumi.ComponentResource):
         self.primary_deployment = k8s.apps.v1.Deployment(
             names.primary,
             metadata=at_rest["metadata"],
-            spec=self.rollout.pod_template.apply(
-                lambda template: routing.primary_deployment(release, template, replicas)["spec"]
+            spec=self.rollout.promoted_template.apply(
+                # No template yet only under test mocks that echo inputs: the first release's.
+                lambda template: routing.primary_deployment(
+                    release, template or release.deployment["spec"]["template"], replicas
+                )["spec"]
             ),
             opts=pulumi.ResourceOptions.merge(
                 child,
@@ -152,10 +190,6 @@ class CanaryDeployment(pulumi.ComponentResource):
             )
             for role, manifest in zip(ROLES, routing.services(release), strict=True)
         ]
-        self.destination_rules = [
-            _istio(names.destination_rule(role), rule, child)
-            for role, rule in zip(ROLES[1:], routing.destination_rules(release), strict=True)
-        ]
         self.virtual_service = _istio(
             names.virtual_service,
             routing.virtual_service(release),
@@ -172,6 +206,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             names.finaliser,
             inputs,
             args.gate,
+            declared,
             promotion=self.rollout.promotion,
             phase=self.rollout.phase,
             primary=self.primary_deployment.id,
@@ -188,7 +223,7 @@ class CanaryDeployment(pulumi.ComponentResource):
                 "namespace": release.namespace,
                 "strategy": str(release.spec.analysis.strategy),
                 "revision": self.rollout.revision,
-                "plan": self.rollout.plan,
+                "plan": plan_line,
             }
         )
 
@@ -215,6 +250,17 @@ class CanaryDeployment(pulumi.ComponentResource):
             gate=gate or GateOptions(),
         )
         return cls(name, args, opts)
+
+
+def _uid_of(resource: pulumi.CustomResource) -> pulumi.Output[str | None]:
+    """`metadata.uid` of a Kubernetes resource's live object; None under echo mocks. (The SDK
+    sets a CustomResource's `metadata` output at runtime, unseen by the type checker.)"""
+    metadata: pulumi.Output[Any] = resource.metadata  # type: ignore[attr-defined]
+    return metadata.apply(
+        lambda meta: (
+            (meta.get("uid") if isinstance(meta, Mapping) else getattr(meta, "uid", None)) or None
+        )
+    )
 
 
 def _manifest(value: Mapping[str, Any] | SpecModel) -> Mapping[str, Any]:

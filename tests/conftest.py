@@ -10,6 +10,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+# Imported here, at a shallow stack: Python 3.11.7's compiler fails to rewrite hypothesis's
+# modules when its pytest plugin first imports them at session end (runs without a property test).
+import hypothesis  # noqa: F401
 import jsonschema
 import kubernetes_validate
 import pulumi

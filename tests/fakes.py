@@ -20,7 +20,7 @@ from components.adapters.records import RecordStore, ReleaseRecord
 from components.adapters.webhooks import WebhookResult
 from components.analysis import WorkloadStatus
 from components.errors import ReleaseInterrupted
-from components.routing import TrafficState
+from components.routing import TrafficState, primary_deployment
 from components.spec import MetricQuery, ReleaseSpec, Webhook
 
 
@@ -64,6 +64,8 @@ class FakeCluster:
     fault: Fault | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
     routes_written: list[TrafficState] = field(default_factory=list)
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uids: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.replicas_of.setdefault(self.release.primary, 2)
@@ -106,7 +108,18 @@ class FakeCluster:
         return WorkloadStatus(wanted, 1, 1, available, wanted, wanted)
 
     def pod_template(self, name: str) -> dict[str, Any]:
-        return copy.deepcopy(dict(self.release.deployment["spec"]["template"]))
+        """What a Deployment runs: the release's own template unless `templates` says else."""
+        if name in self.templates:
+            return copy.deepcopy(self.templates[name])
+        if name not in self.replicas_of:
+            raise ClusterError("get", "Deployment", self.namespace, name, "not found", code=404)
+        template = self.release.deployment["spec"]["template"]
+        if name == self.release.primary:
+            return primary_deployment(self.release, template, None)["spec"]["template"]
+        return copy.deepcopy(dict(template))
+
+    def uid_of(self, kind: str, name: str) -> str | None:
+        return self.uids.get((kind, name))
 
     def set_pod_template(self, name: str, template: Mapping[str, Any]) -> None:
         self._call("patch", name)
@@ -169,12 +182,8 @@ class FakeMetrics:
         value = self.values.get(metric.name, self.value)
         bounds = metric.bounds
         shown = bounds.describe() if bounds else "any value"
-        if value is None:
-            return MetricResult(metric.name, None, shown, False, "no values found", query.query)
-        if bounds is not None and not bounds.admits(value):
-            reason = f"{metric.name} is {value:g}, outside {shown}"
-            return MetricResult(metric.name, value, shown, False, reason, query.query)
-        return MetricResult(metric.name, value, shown, True, None, query.query)
+        reason = metric.failure(value)
+        return MetricResult(metric.name, value, shown, reason is None, reason, query.query)
 
 
 @dataclass

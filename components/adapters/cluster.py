@@ -40,6 +40,15 @@ from .retry import (
 VirtualService = create_namespaced_resource(
     "networking.istio.io", "v1", "VirtualService", "virtualservices"
 )
+DestinationRule = create_namespaced_resource(
+    "networking.istio.io", "v1", "DestinationRule", "destinationrules"
+)
+# The kinds whose uid `Cluster.uid_of` reads.
+_BY_KIND: dict[str, Any] = {
+    "Deployment": Deployment,
+    "DestinationRule": DestinationRule,
+    "VirtualService": VirtualService,
+}
 
 MANAGED_BY = "pulumi-canary"
 
@@ -231,6 +240,20 @@ class Cluster:
     def pod_template(self, name: str) -> dict[str, Any]:
         """`spec.template` as the API server holds it, for promotion to the primary."""
         return _template_of(self._deployment(name))
+
+    def uid_of(self, kind: str, name: str) -> str | None:
+        """The uid of one of the release's objects (a Deployment, DestinationRule or
+        VirtualService of its namespace); None when it does not exist. Uids are unique to a
+        cluster: what proves the gate reaches the cluster the stack declared the release on."""
+        resource = _BY_KIND[kind]
+        found = self._call(
+            "get",
+            kind,
+            name,
+            lambda: self.client.get(resource, name, namespace=self.namespace),
+            missing_ok=True,
+        )
+        return found.metadata.uid if found is not None and found.metadata else None
 
     def set_pod_template(self, name: str, template: Mapping[str, Any]) -> None:
         """Replaces `spec.template` by a merge patch computed against a fresh read.

@@ -85,6 +85,13 @@ class KubeAccess:
     def namespace(self) -> str:
         return self.config().namespace or "default"
 
+    def server(self) -> str:
+        """The API server's URL, for messages (a kubeconfig's server carries no credential)."""
+        try:
+            return str(self.config().cluster.server)
+        except (lightkube.ConfigError, AttributeError):
+            return "the cluster of the gate's credentials"
+
 
 def _from_file(path: str) -> KubeConfig:
     try:

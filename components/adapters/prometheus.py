@@ -158,13 +158,7 @@ class PrometheusClient:
             value = self.query(self._address(template), metric_query.query, headers, auth, verify)
         except PrometheusError as error:
             return result(None, str(error))
-        if value is None:
-            return result(
-                None, f"no values found for {metric.name} (is the canary receiving traffic?)"
-            )
-        if bounds is not None and not bounds.admits(value):
-            return result(value, f"{metric.name} is {value:g}, outside {shown_bounds}")
-        return result(value, None)
+        return result(value, metric.failure(value))
 
     def check_available(self, address: str | None = None) -> None:
         """Flagger's start-up probe: `vector(1)` must answer 1, else a clear early error."""

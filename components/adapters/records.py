@@ -127,6 +127,8 @@ class ReleaseRecord:
     promotion: str | None = None
     cookie: str | None = None
     """The sticky-session cookie value the last run gave canary users, to expire it later."""
+    gate: str | None = None
+    """The id of the Rollout that owns the record: a deleted Rollout leaves another's alone."""
     heartbeat: float = 0.0
     owner: Owner | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -194,6 +196,7 @@ class ReleaseRecord:
             settled=bool(data.get("settled", phase not in IN_FLIGHT)),
             promotion=data.get("promotion"),
             cookie=data.get("cookie"),
+            gate=data.get("gate"),
             heartbeat=float(data.get("heartbeat") or 0.0),
             owner=Owner(str(owner["host"]), int(owner["pid"]))
             if isinstance(owner, dict) and "host" in owner and "pid" in owner

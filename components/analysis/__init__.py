@@ -18,7 +18,7 @@ from .engine import (
 )
 from .plan import ReleasePlan, Step, canary_weights, plan
 from .readiness import Condition, Readiness, ReadinessState, WorkloadStatus, readiness
-from .review import images_of, review, template_change
+from .review import images_of, review, template_change, value_text
 
 __all__ = [
     "Check",
@@ -43,4 +43,5 @@ __all__ = [
     "readiness",
     "review",
     "template_change",
+    "value_text",
 ]

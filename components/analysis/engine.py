@@ -215,11 +215,11 @@ def _hold(state: ReleaseState, now: float, reason: str) -> Decision:
 
 def _failed_check(plan: ReleasePlan, state: ReleaseState, failure: CheckResult) -> Decision:
     failed = state.failed_checks + 1
-    reason = f"{failure.check} failed: {failure.reason}"
+    reason = f"{failure.check}: {failure.reason}"
     counted = replace(state, failed_checks=failed, reason=reason, held_since=None)
     if failed >= plan.threshold:
         return _rollback(counted, f"failed checks threshold reached {failed}: {reason}")
-    message = f"Halt advancement ({failed}/{plan.threshold} failed checks): {reason}"
+    message = f"Halt advancement ({failed}/{plan.threshold}): {reason}"
     return Decision(counted, events=(Event("warn", message),))
 
 

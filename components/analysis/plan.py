@@ -52,6 +52,10 @@ class ReleasePlan:
     def last_step(self) -> int:
         return len(self.steps) - 1
 
+    def seconds_to_promotion(self, step: int) -> float:
+        """From a passing check at `step`, how long the remaining steps take if they pass."""
+        return max(self.last_step - step, 0) * self.interval_seconds
+
     def has_hooks(self, hook_type: HookType) -> bool:
         return hook_type in self.hook_types
 

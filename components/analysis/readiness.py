@@ -63,11 +63,13 @@ def readiness(
 ) -> Readiness:
     """Ready when the new generation is rolled out and enough replicas are available.
 
+    Messages are short (`0/2 ready, generation 3 not observed yet`): they end progress lines.
+
     Failed when the controller says ProgressDeadlineExceeded, or when `deadline_seconds` passed
     since `since` without readiness. A Deployment scaled to zero never counts as ready: a canary
     must be able to serve.
     """
-    counted = f"{status.available} of {status.wanted} replicas ready"
+    counted = f"{status.available}/{status.wanted} ready"
     observed = status.observed_generation >= status.generation
     if observed:
         for condition in status.conditions:
@@ -78,15 +80,15 @@ def readiness(
                     f"reason={condition.reason}: {condition.message})",
                 )
     if not observed:
-        waiting = f"{counted}; generation {status.generation} not yet observed by the controller"
+        waiting = f"{counted}, generation {status.generation} not observed yet"
     elif status.wanted == 0:
         waiting = "scaled to 0 replicas"
     elif status.updated < status.wanted:
-        waiting = f"{counted}; {status.updated} of {status.wanted} replicas updated"
+        waiting = f"{counted}, {status.updated}/{status.wanted} updated"
     elif status.current > status.updated:
-        waiting = f"{counted}; {status.current - status.updated} old replicas pending termination"
+        waiting = f"{counted}, {status.current - status.updated} old replicas terminating"
     elif status.available * 100 < status.wanted * threshold_percent:
-        waiting = f"{counted} (needs {threshold_percent}%)"
+        waiting = f"{counted}, needs {threshold_percent}%"
     else:
         return Readiness(ReadinessState.READY, counted)
     if now - since > deadline_seconds:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..spec import REQUEST_DURATION, Analysis, HookType, format_seconds
+from ..spec import (
+    REQUEST_DURATION,
+    REQUEST_SUCCESS_RATE,
+    Analysis,
+    HookType,
+    Metric,
+    format_seconds,
+)
 from .plan import ReleasePlan
 
 _CONFIRM = (HookType.CONFIRM_ROLLOUT, HookType.CONFIRM_TRAFFIC_INCREASE, HookType.CONFIRM_PROMOTION)
@@ -35,17 +42,39 @@ def gate_summary(analysis: Analysis) -> str:
     """`request-success-rate >= 99, request-duration <= 500ms`, for the review line."""
     parts = []
     for metric in analysis.metrics:
-        bounds = metric.bounds
-        unit = "ms" if metric.name == REQUEST_DURATION else ""
-        if bounds is None:
+        if metric.bounds is None:
             described = "(no thresholdRange: needs data only)"
         else:
-            described = bounds.describe().replace(" and ", f"{unit} and ") + unit
+            described = bounds_text(metric)
         parts.append(f"{metric.name} {described}")
     confirms = [hook.name for hook in analysis.webhooks if hook.hook_type in _CONFIRM]
     if confirms:
         parts.append("confirm: " + ", ".join(confirms))
     return ", ".join(parts) or "no metric gates"
+
+
+# The built-in metrics' names in the progress line, which must fit 80 columns with two of them.
+_SHORT_NAMES = {REQUEST_SUCCESS_RATE: "success-rate", REQUEST_DURATION: "duration"}
+
+
+def bounds_text(metric: Metric, separator: str = " ") -> str:
+    """`>= 99`, `<= 500ms`, `>= 1 and <= 5`: a metric's bounds, in its unit."""
+    if metric.bounds is None:
+        return "any"
+    unit = "ms" if metric.builtin and metric.name == REQUEST_DURATION else ""
+    return " and ".join(
+        f"{op}{separator}{bound:g}{unit}"
+        for op, bound in ((">=", metric.bounds.min), ("<=", metric.bounds.max))
+        if bound is not None
+    )
+
+
+def value_text(metric: Metric, value: float | None) -> str:
+    """`success-rate 99.93 >=99`: one metric's value against its bounds, short enough for
+    the progress line (built-in metrics go by their short names)."""
+    name = _SHORT_NAMES.get(metric.name, metric.name) if metric.builtin else metric.name
+    shown = "no data" if value is None else f"{value:.4g}"
+    return f"{name} {shown} {bounds_text(metric, separator='')}"
 
 
 def template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

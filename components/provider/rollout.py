@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -19,11 +19,13 @@ import pulumi.dynamic as dyn
 from pulumi.output import Unknown
 
 from ..adapters.bundle import Adapters
+from ..adapters.cluster import ClusterError
 from ..adapters.kube import Connections, KubeAccess
 from ..adapters.records import RecordPhase, ReleaseRecord
 from ..adapters.stop import stop_on_shutdown
 from ..analysis import images_of, plan, review
-from ..errors import ReleaseFailed
+from ..errors import PermanentError, ReleaseFailed
+from ..routing import primary_deployment
 from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
 from ..spec import ReleaseSpec, SpecError, integral, template_revision
 from ..spec.timing import Timing
@@ -41,12 +43,29 @@ INPUT_KEYS = (
     "interval",
     "retryFailed",
     "pushgateway",
+    "plan",
+    "declaredUids",
 )
 # Outputs a Rollout adds to its inputs. None of them is derived from `kubeconfig`: the engine
-# re-marks as secret only outputs whose key matches a secret input.
-OUTPUT_KEYS = ("revision", "phase", "promotion", "plan")
+# re-marks as secret only outputs whose key matches a secret input. None of them is an input
+# either: at preview the engine shows a changed Rollout's inputs as its outputs and these as
+# unknown, so what depends on them (the primary, the finaliser) reads "may change", never the
+# new template as if it had passed its analysis.
+OUTPUT_KEYS = ("revision", "phase", "promotion", "promotedTemplate", "history", "rolloutId")
+# Inputs a later call reads back from state (delete, and each run's check of the cluster): a
+# change to one is a diff even without a new template. The rest (the spec, interval, deadline,
+# pushgateway) take effect with the next release, read from its new inputs, so a change to
+# them alone is no diff: at preview, a changed Rollout's outputs that are not inputs show as
+# unknown, and the primary would read "may change" when nothing is to be released.
+STATE_KEYS = ("kubeconfig", "context", "declaredUids")
 # The promotion of a Rollout's first release, which needs no finalising.
 INITIAL_PROMOTION = "initial"
+# How many of the last release's progress lines the Rollout keeps as its `history` output.
+HISTORY_OUTPUT_LINES = 40
+
+
+class ClusterMismatch(PermanentError):
+    """The gate's credentials reach another cluster than the stack's Kubernetes provider."""
 
 
 # -- pure helpers -----------------------------------------------------------------------------
@@ -123,10 +142,19 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     return failures
 
 
-def outputs(props: Mapping[str, Any], *, phase: str, promotion: str) -> dict[str, Any]:
-    """The inputs (kubeconfig under its own key only) plus the revision, phase, promotion and
-    plan. `promotion` identifies one promotion, so the finaliser acts once for each, even for
-    a template promoted before."""
+def outputs(
+    props: Mapping[str, Any],
+    *,
+    phase: str,
+    promotion: str,
+    promoted: Mapping[str, Any],
+    history: Sequence[str],
+    rollout_id: str,
+) -> dict[str, Any]:
+    """The inputs (kubeconfig under its own key only) plus what the release did: the revision
+    of the input template, the phase, the promotion (one id per promotion, so the finaliser
+    acts once for each, even for a template promoted before), the template the primary runs,
+    the last release's lines, and the Rollout's own id (whose release record is whose)."""
     gate = GateInputs.of(props)
     outs = {key: props.get(key) for key in INPUT_KEYS}
     outs["retryFailed"] = bool(props.get("retryFailed") or False)
@@ -135,9 +163,23 @@ def outputs(props: Mapping[str, Any], *, phase: str, promotion: str) -> dict[str
         revision=gate.revision,
         phase=phase,
         promotion=promotion,
-        plan=plan(gate.release.spec, gate.timing).describe(),
+        promotedTemplate=integral(dict(promoted)),
+        history=list(history),
+        rolloutId=rollout_id,
     )
     return outs
+
+
+def carried(olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
+    """The outputs of a Rollout whose template did not change: what it did stays."""
+    return outputs(
+        news,
+        phase=str(olds.get("phase") or RecordPhase.SUCCEEDED),
+        promotion=str(olds.get("promotion") or INITIAL_PROMOTION),
+        promoted=olds.get("promotedTemplate") or pod_template(olds) or pod_template(news),
+        history=olds.get("history") or [],
+        rollout_id=str(olds.get("rolloutId") or ""),
+    )
 
 
 def record_id(release: ReleaseSpec) -> str:
@@ -169,12 +211,19 @@ def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Itera
 
 
 @contextlib.contextmanager
-def _scheduler(props: Mapping[str, Any], gate: GateInputs) -> Iterator[Scheduler]:
+def _scheduler(
+    props: Mapping[str, Any], gate: GateInputs, rollout_id: str | None = None
+) -> Iterator[Scheduler]:
     stop_on_shutdown()
     clock = CLOCK
     with _adapters(props, gate, clock) as adapters:
         yield Scheduler(
-            gate.release, adapters, revision=gate.revision, timing=gate.timing, clock=clock
+            gate.release,
+            adapters,
+            revision=gate.revision,
+            timing=gate.timing,
+            clock=clock,
+            gate=rollout_id or None,
         )
 
 
@@ -213,7 +262,9 @@ class RolloutProvider(dyn.ResourceProvider):
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        """A new pod template is a release, reviewed in one line; other inputs rewrite state."""
+        """A new pod template is a release, reviewed in one line; else only `STATE_KEYS`
+        count. Printed at preview and again in `pulumi up`'s own pass: the engine calls Diff
+        in both, in separate processes, and tells neither which it is."""
         template = pod_template(news)
         if has_unknown(template):
             return dyn.DiffResult(changes=True, replaces=[])
@@ -233,64 +284,156 @@ class RolloutProvider(dyn.ResourceProvider):
                 )
                 _print_notes(gate)
             return dyn.DiffResult(changes=True, replaces=[])
-        changed = any(
-            has_unknown(news.get(key)) or integral(news.get(key)) != integral(olds.get(key))
-            for key in INPUT_KEYS
-            if key != "retryFailed"
-        ) or bool(news.get("retryFailed")) != bool(olds.get("retryFailed"))
-        return dyn.DiffResult(changes=changed, replaces=[])
+        return dyn.DiffResult(changes=_inputs_changed(olds, news, STATE_KEYS), replaces=[])
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        """The initial release promotes without analysis, as Flagger initialises."""
+        """A first release promotes without analysis, as Flagger initialises; but a Rollout
+        created over a cluster whose primary already runs another template (state lost, a
+        renamed component, an imported stack) analyses the new one first: re-creation is not
+        promotion."""
         gate = GateInputs.of(props)
-        with _scheduler(props, gate) as scheduler:
-            scheduler.io.records.load()
-            scheduler.io.records.save(
-                ReleaseRecord(gate.revision, RecordPhase.SUCCEEDED, settled=True)
+        rollout_id = uuid.uuid4().hex[:16]
+        with _scheduler(props, gate, rollout_id) as scheduler:
+            _verify_cluster(scheduler, props)
+            _fail_fast_on_a_known_failure(scheduler, gate, props)
+            if not _primary_runs_another_template(scheduler, gate):
+                first = ReleaseRecord(
+                    gate.revision, RecordPhase.SUCCEEDED, settled=True, gate=rollout_id
+                )
+                scheduler.io.records.load()
+                scheduler.io.records.save(first)
+                print_progress(
+                    f"{gate.release.name}: initial release {gate.revision} "
+                    "promoted without analysis"
+                )
+                outs = outputs(
+                    props,
+                    phase=str(RecordPhase.SUCCEEDED),
+                    promotion=INITIAL_PROMOTION,
+                    promoted=gate.template,
+                    history=[],
+                    rollout_id=rollout_id,
+                )
+                return dyn.CreateResult(record_id(gate.release), outs)
+            print_progress(
+                f"{gate.release.name}: {gate.release.primary} already runs another template; "
+                f"analysing {images_of(gate.template)} before it takes over"
             )
-        print_progress(
-            f"{gate.release.name}: initial release {gate.revision} promoted without analysis"
-        )
-        outs = outputs(props, phase=str(RecordPhase.SUCCEEDED), promotion=INITIAL_PROMOTION)
+            outs = _analysed(scheduler, gate, props, rollout_id)
         return dyn.CreateResult(record_id(gate.release), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         """Runs the analysis of a new template; raises, with the reason, when it fails."""
         gate = GateInputs.of(news)
         if gate.revision == olds.get("revision"):
-            phase = str(olds.get("phase") or RecordPhase.SUCCEEDED)
-            promotion = str(olds.get("promotion") or INITIAL_PROMOTION)
-            return dyn.UpdateResult(outputs(news, phase=phase, promotion=promotion))
-        with _scheduler(news, gate) as scheduler:
-            record = scheduler.io.records.load()
-            if (
-                record is not None
-                and record.failed_verdict(gate.revision)
-                and not news.get("retryFailed")
-            ):
-                scheduler.settle("before failing fast")
-                raise ReleaseFailed(
-                    f"{gate.what} already failed: {record.reason}; "
-                    "set retryFailed to analyse it again"
-                )
-            report = scheduler.analyse()
-        if not report.promoted:
-            left = f"; {report.cleanup}" if report.cleanup else ""
-            raise ReleaseFailed(
-                f"{gate.what} rolled back, the primary is unchanged: "
-                f"{report.reason or 'the analysis failed'} ({report.failed_checks} failed checks)"
-                f"{left}"
-            )
-        promotion = uuid.uuid4().hex[:16]
-        return dyn.UpdateResult(
-            outputs(news, phase=str(RecordPhase.PROMOTING), promotion=promotion)
-        )
+            return dyn.UpdateResult(carried(olds, news))
+        rollout_id = str(olds.get("rolloutId") or "")
+        with _scheduler(news, gate, rollout_id) as scheduler:
+            _verify_cluster(scheduler, news)
+            _fail_fast_on_a_known_failure(scheduler, gate, news)
+            return dyn.UpdateResult(_analysed(scheduler, gate, news, rollout_id))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """Removes the release record; one already gone is fine."""
+        """Removes the release record, unless another Rollout owns it now (a renamed
+        component's new Rollout, created before this one is deleted); gone is fine."""
         gate = GateInputs.of(props)
-        with _scheduler(props, gate) as scheduler:
+        with _scheduler(props, gate, str(props.get("rolloutId") or "")) as scheduler:
+            _verify_cluster(scheduler, props)
+            record = scheduler.io.records.load()
+            if record is not None and record.gate not in (None, "", props.get("rolloutId")):
+                print_progress(
+                    f"{gate.release.name}: its release record belongs to another Rollout now; "
+                    "left in place"
+                )
+                return
             scheduler.io.records.delete()
+
+
+def _fail_fast_on_a_known_failure(
+    scheduler: Scheduler, gate: GateInputs, props: Mapping[str, Any]
+) -> None:
+    """A template whose release failed is not analysed again (unless `retryFailed`); whatever
+    a killed rollback left on the canary still goes back to rest first."""
+    record = scheduler.io.records.load()
+    if record is None or not record.failed_verdict(gate.revision) or props.get("retryFailed"):
+        return
+    scheduler.settle("before failing fast")
+    raise ReleaseFailed(
+        f"{gate.what} already failed: {record.reason}; set retryFailed to analyse it again"
+    )
+
+
+def _analysed(
+    scheduler: Scheduler, gate: GateInputs, props: Mapping[str, Any], rollout_id: str
+) -> dict[str, Any]:
+    """The outputs of a promoted analysis; raises ReleaseFailed, with the checks, if not."""
+    report = scheduler.analyse()
+    history = scheduler.lines[-HISTORY_OUTPUT_LINES:]
+    if not report.promoted:
+        left = f"; {report.cleanup}" if report.cleanup else ""
+        raise ReleaseFailed(
+            f"{gate.what} rolled back, the primary is unchanged: "
+            f"{report.reason or 'the analysis failed'} ({report.failed_checks} failed checks); "
+            f"checks: {report.checks_line() or 'none'}{left}"
+        )
+    return outputs(
+        props,
+        phase=str(RecordPhase.PROMOTING),
+        promotion=uuid.uuid4().hex[:16],
+        promoted=gate.template,
+        history=history,
+        rollout_id=rollout_id,
+    )
+
+
+def _primary_runs_another_template(scheduler: Scheduler, gate: GateInputs) -> bool:
+    """Whether a primary Deployment exists and runs other than what the release declares."""
+    try:
+        running = scheduler.io.cluster.pod_template(gate.release.primary)
+    except ClusterError as error:
+        if error.code == 404:
+            return False
+        raise
+    declared = primary_deployment(gate.release, gate.template, None)["spec"]["template"]
+    return not declared_in(declared, running)
+
+
+def declared_in(declared: Any, live: Any) -> bool:
+    """Whether everything `declared` sets is so in `live` (which the API server filled with
+    defaults): the same template, as far as a declaration can say."""
+    if isinstance(declared, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and declared_in(value, live[key]) for key, value in declared.items()
+        )
+    if isinstance(declared, (list, tuple)):
+        return (
+            isinstance(live, (list, tuple))
+            and len(declared) == len(live)
+            and all(declared_in(item, other) for item, other in zip(declared, live, strict=True))
+        )
+    return bool(integral(declared) == integral(live))
+
+
+def _verify_cluster(scheduler: Scheduler, props: Mapping[str, Any]) -> None:
+    """Refuses to move traffic on a cluster other than the one the stack declared the release
+    on: the gate has its own credentials, which can point elsewhere than the stack's provider.
+    Uids unknown (a preview, echo mocks) are not checked."""
+    declared = props.get("declaredUids")
+    if not isinstance(declared, Mapping):
+        return
+    for key, uid in declared.items():
+        if not uid or isinstance(uid, Unknown):
+            continue
+        kind, _, name = str(key).partition("/")
+        live = scheduler.io.cluster.uid_of(kind, name)
+        if live != uid:
+            raise ClusterMismatch(
+                f"{scheduler.name}: the gate reaches {access_of(props).server()}, where {kind} "
+                f"{scheduler.release.namespace}/{name} has uid "
+                f"{live or 'none (it does not exist)'}, but the stack's Kubernetes provider "
+                f"declared it with uid {uid}: give the gate that cluster's credentials "
+                "(GateOptions.kubeconfig and context)"
+            )
 
 
 def _print_notes(gate: GateInputs) -> None:
@@ -312,7 +455,14 @@ class GuardProvider(dyn.ResourceProvider):
     """
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        return dyn.DiffResult(changes=_inputs_changed(olds, news, INPUT_KEYS), replaces=[])
+        """Changed for a new template (or one unknown yet), or a changed `STATE_KEYS`."""
+        template = pod_template(news)
+        changed = has_unknown(template) or template_revision(template) != template_revision(
+            pod_template(olds)
+        )
+        return dyn.DiffResult(
+            changes=changed or _inputs_changed(olds, news, STATE_KEYS), replaces=[]
+        )
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """Also on create: a stack adopting a canary that already carries traffic."""
@@ -327,10 +477,13 @@ class GuardProvider(dyn.ResourceProvider):
 
     def _clear_way(self, gate: GateInputs, props: dict[str, Any]) -> None:
         with _scheduler(props, gate) as scheduler:
+            _verify_cluster(scheduler, props)
             scheduler.settle("before the canary takes the new template")
 
 
+# The finaliser acts on a new promotion once the primary (`primary`) has it.
 FINALISER_KEYS = (*INPUT_KEYS, "promotion", "phase", "primary")
+_FINALISER_TRIGGERS = ("promotion", "phase", "primary", *STATE_KEYS)
 
 
 class FinaliserProvider(dyn.ResourceProvider):
@@ -343,7 +496,7 @@ class FinaliserProvider(dyn.ResourceProvider):
     """
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        return dyn.DiffResult(changes=_inputs_changed(olds, news, FINALISER_KEYS), replaces=[])
+        return dyn.DiffResult(changes=_inputs_changed(olds, news, _FINALISER_TRIGGERS), replaces=[])
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         outs = self._finalise(None, props)
@@ -359,6 +512,7 @@ class FinaliserProvider(dyn.ResourceProvider):
             return outs
         gate = GateInputs.of(news)
         with _scheduler(news, gate) as scheduler:
+            _verify_cluster(scheduler, news)
             scheduler.finalise()
         print_progress(f"{gate.release.name}: promotion {news.get('promotion')} finalised")
         return outs
@@ -442,9 +596,16 @@ def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:
 _SECRET_KEYS = ["kubeconfig", "alertProviders", "metricTemplates"]
 
 
-def _props(release: ReleaseInputs, gate: GateOptions | None) -> dict[str, Any]:
-    """The inputs every gate resource shares: the release's manifests and the gate's options."""
-    return {**release.props(), **(gate or GateOptions()).props()}
+def _props(
+    release: ReleaseInputs, gate: GateOptions | None, declared: Declared | None
+) -> dict[str, Any]:
+    """The inputs every gate resource shares: the release's manifests, the gate's options and
+    what the stack declared."""
+    return {
+        **release.props(),
+        **(gate or GateOptions()).props(),
+        **(declared or Declared()).props(),
+    }
 
 
 def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
@@ -454,39 +615,66 @@ def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
     )
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What the stack declared, for the gate to hold to: the uids its own Kubernetes provider
+    saw on the release's objects (`"Deployment/podinfo": uid`), so the gate, with its own
+    credentials, refuses any other cluster; and the plan line, known at preview."""
+
+    uids: Mapping[str, pulumi.Input[str | None]] = field(default_factory=dict)
+    plan: pulumi.Input[str] | None = None
+
+    def props(self) -> dict[str, Any]:
+        return {"declaredUids": dict(self.uids), "plan": self.plan}
+
+
+# The engine's camelCase property names, by the Python attribute the SDK resolves them into.
+_ATTRIBUTES = {
+    "pod_template": "podTemplate",
+    "promoted_template": "promotedTemplate",
+    "rollout_id": "rolloutId",
+}
+
+
 class Rollout(dyn.Resource, module="canary", name="Rollout"):
     """`pulumi-python:dynamic/canary:Rollout`, the gate: `pulumi up` blocks on the release.
 
-    Declare the primary Deployment from `pod_template`: it is the template last promoted, so
-    Pulumi applies a promotion, and a failed release leaves the primary as it was.
+    Declare the primary Deployment from `promoted_template`: the template last promoted, so
+    Pulumi applies a promotion, a failed release leaves the primary as it was, and a preview
+    shows the primary as possibly changing (unknown) while a release is pending, never as if
+    the new template had already passed.
     """
 
     pod_template: pulumi.Output[dict[str, Any]]
+    promoted_template: pulumi.Output[dict[str, Any]]
     revision: pulumi.Output[str]
     phase: pulumi.Output[str]
     promotion: pulumi.Output[str]
     plan: pulumi.Output[str]
+    history: pulumi.Output[list[str]]
+    rollout_id: pulumi.Output[str]
 
     def __init__(
         self,
         name: str,
         release: ReleaseInputs,
         gate: GateOptions | None = None,
+        declared: Declared | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate)
+        props = _props(release, gate, declared)
         # Keyed by attribute name: the SDK makes one Output attribute per key, then translates
         # the names to the engine's spelling. The rest are placeholders for the outputs.
-        props["pod_template"] = props.pop("podTemplate")
         props.update(dict.fromkeys(OUTPUT_KEYS))
+        by_attribute = {value: key for key, value in _ATTRIBUTES.items()}
+        props = {by_attribute.get(key, key): value for key, value in props.items()}
         super().__init__(RolloutProvider(), name, props, _options(opts))
 
     def translate_output_property(self, prop: str) -> str:
-        """`podTemplate` from the engine resolves the `pod_template` attribute."""
-        return "pod_template" if prop == "podTemplate" else prop
+        return {value: key for key, value in _ATTRIBUTES.items()}.get(prop, prop)
 
     def translate_input_property(self, prop: str) -> str:
-        return "podTemplate" if prop == "pod_template" else prop
+        return _ATTRIBUTES.get(prop, prop)
 
 
 class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
@@ -497,9 +685,10 @@ class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
         name: str,
         release: ReleaseInputs,
         gate: GateOptions | None = None,
+        declared: Declared | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate)
+        props = _props(release, gate, declared)
         super().__init__(GuardProvider(), name, props, _options(opts))
 
 
@@ -511,12 +700,13 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
         name: str,
         release: ReleaseInputs,
         gate: GateOptions | None,
+        declared: Declared | None = None,
         *,
         promotion: pulumi.Input[str],
         phase: pulumi.Input[str],
         primary: pulumi.Input[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate)
+        props = _props(release, gate, declared)
         props.update(promotion=promotion, phase=phase, primary=primary)
         super().__init__(FinaliserProvider(), name, props, _options(opts))

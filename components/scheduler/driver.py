@@ -45,10 +45,11 @@ from ..analysis import (
     checks,
     plan,
     readiness,
+    value_text,
 )
 from ..errors import ReleaseInterrupted, TemporaryError
 from ..routing import TrafficState
-from ..spec import HookType, ReleaseSpec
+from ..spec import HookType, ReleaseSpec, Strategy, format_seconds
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
@@ -78,6 +79,7 @@ class Scheduler:
         progress: Callable[[str], None] = print_progress,
         clock: Clock = SYSTEM_CLOCK,
         cleanup_seconds: float = CLEANUP_SECONDS,
+        gate: str | None = None,
     ) -> None:
         self.release = release
         self.io = adapters
@@ -87,6 +89,9 @@ class Scheduler:
         self.progress = progress
         self.clock = clock
         self.cleanup_seconds = cleanup_seconds
+        self.gate = gate
+        self.lines: list[str] = []
+        """Every progress line of this scheduler's runs, without the release's name."""
         # Each run deals its own sticky cookie: a retry of the same template must not send the
         # holders of a failed run's cookie straight back to the canary.
         self._cookie = uuid.uuid4().hex[:16]
@@ -380,10 +385,14 @@ class Scheduler:
             if check.kind is CheckKind.METRICS:
                 report.checks.append(
                     CheckEntry(
-                        self._traffic.canary_weight, state.iterations, result.metrics, result.passed
+                        self._traffic.canary_weight,
+                        state.iterations,
+                        result.metrics,
+                        result.passed,
+                        [name for name, value in self._last_check.items() if not value.passed],
                     )
                 )
-                self._say(self._metrics_line(result))
+                self._say(self._metrics_line(result, state))
             if result.blocks:
                 break
         return results
@@ -492,12 +501,15 @@ class Scheduler:
         one carrying the cumulative metrics), moved to `phase`, at the weight last confirmed."""
         last = self._record
         if last is None or last.revision != self.revision:
-            carried = {"metrics": last.metrics, "cookie": last.cookie} if last else {}
+            carried = (
+                {"metrics": last.metrics, "cookie": last.cookie, "gate": last.gate} if last else {}
+            )
             last = ReleaseRecord(self.revision, phase, **carried)  # type: ignore[arg-type]
         confirmed = {
             "weight": self._traffic.canary_weight,
             "settled": False,
             "last_check": self._last_check or last.last_check,
+            "gate": self.gate or last.gate,
         }
         return replace(last, phase=phase, **{**confirmed, **fields})  # type: ignore[arg-type]
 
@@ -566,6 +578,7 @@ class Scheduler:
         """One progress line: printed now, and kept for the record's history (saved with the
         next write), so `python -m components.status` shows it from any machine."""
         self.progress(f"{self.name}: {line}")
+        self.lines.append(line)
         self._said.append(HistoryEntry(self.clock.now(), line))
 
     def _record_note(self, record: ReleaseRecord | None) -> str:
@@ -576,18 +589,31 @@ class Scheduler:
 
     # -- lines ----------------------------------------------------------------------------------
 
-    def _metrics_line(self, result: CheckResult) -> str:
-        parts = []
-        for query in self.release.metric_queries(self.timing):
-            value = result.metrics.get(query.metric.name)
-            bounds = query.metric.bounds
-            shown = "no data" if value is None else f"{value:.4g}"
-            parts.append(f"{query.metric.name} {shown} ({bounds.describe() if bounds else 'any'})")
-        verdict = "pass" if result.passed else "FAIL"
-        weight = self._traffic.canary_weight
+    def _metrics_line(self, result: CheckResult, state: ReleaseState) -> str:
+        """`20% success-rate 99.93 >=99, duration 312 <=500ms: pass, 3m to go`: self-contained
+        and, with the name, within 80 columns, as `pulumi up` shows one line at a time on the
+        Stack row, cut to the terminal's width."""
+        values = ", ".join(
+            value_text(query.metric, result.metrics.get(query.metric.name))
+            for query in self.release.metric_queries(self.timing)
+        )
+        if not result.passed:
+            verdict = f"FAIL {state.failed_checks + 1}/{self.plan.threshold}"
+        elif left := self.plan.seconds_to_promotion(state.step):
+            verdict = f"pass, {format_seconds(left)} to go"
+        else:
+            verdict = "pass, promoting"
         retried = self.io.retries.take()
-        retries = f" ({retried} retried calls)" if retried else ""
-        return f"weight {weight}%: {', '.join(parts)} -> {verdict}{retries}"
+        retries = f" ({retried} retried)" if retried else ""
+        return f"{self._where(state)} {values}: {verdict}{retries}"
+
+    def _where(self, state: ReleaseState) -> str:
+        """The step a check ran at: the canary's weight, or the iteration of one that holds."""
+        if self.plan.strategy is not Strategy.CANARY:
+            return f"check {state.step + 1}/{len(self.plan.steps)}"
+        if 0 <= state.step < len(self.plan.steps) and self.plan.steps[state.step].mirror:
+            return "mirrored"
+        return f"{self._traffic.canary_weight}%"
 
     def _target_name(self) -> str:
         return f"Deployment/{self.release.target}.{self.release.namespace}"

@@ -14,6 +14,12 @@ class CheckEntry:
     iteration: int
     metrics: dict[str, float | None]
     passed: bool
+    failing: list[str] = field(default_factory=list)
+    """The metrics that failed the check."""
+
+    @property
+    def where(self) -> str:
+        return f"{self.weight}%" if self.iteration == 0 else f"iteration {self.iteration}"
 
 
 @dataclass
@@ -33,5 +39,37 @@ class ReleaseReport:
     def promoted(self) -> bool:
         return self.outcome == "promoted"
 
+    def checks_line(self) -> str:
+        """`10% pass, 20% pass, 30% FAIL (2) request-success-rate 51.2/48`: each step's
+        checks, with the failing values, for the failure message a user reads last."""
+        groups: list[list[CheckEntry]] = []
+        for check in self.checks:
+            last = groups[-1][-1] if groups else None
+            if last is not None and (last.where, last.passed) == (check.where, check.passed):
+                groups[-1].append(check)
+            else:
+                groups.append([check])
+        parts = []
+        for group in groups:
+            first = group[0]
+            count = f" ({len(group)})" if len(group) > 1 else ""
+            if first.passed:
+                parts.append(f"{first.where} pass{count}")
+                continue
+            names = dict.fromkeys(name for check in group for name in check.failing)
+            values = "; ".join(
+                f"{name} "
+                + "/".join(
+                    _value(check.metrics.get(name)) for check in group if name in check.failing
+                )
+                for name in names
+            )
+            parts.append(f"{first.where} FAIL{count} {values}".rstrip())
+        return ", ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _value(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.4g}"

@@ -147,6 +147,15 @@ class ThresholdRange(SpecModel):
     def admits(self, value: float) -> bool:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
+    def breach(self, value: float) -> str | None:
+        """`< 99` or `> 500`: how `value` falls outside the range, as Flagger says it; None
+        when admitted."""
+        if self.min is not None and value < self.min:
+            return f"< {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"> {self.max:g}"
+        return None
+
     def describe(self) -> str:
         parts = []
         if self.min is not None:
@@ -172,7 +181,7 @@ class Metric(SpecModel):
 
     @model_validator(mode="after")
     def _resolvable(self) -> Metric:
-        if self.name not in BUILTIN_METRICS and not self.template_ref and not self.query:
+        if not self.builtin and not self.template_ref and not self.query:
             raise ValueError(
                 f"metric {self.name!r} is not built in ({', '.join(BUILTIN_METRICS)}) "
                 "and has neither templateRef nor query"
@@ -180,6 +189,11 @@ class Metric(SpecModel):
         if self.template_ref and self.query:
             raise ValueError("set templateRef or query, not both")
         return self
+
+    @property
+    def builtin(self) -> bool:
+        """One of Flagger's built-in metrics: no template or query of the user's."""
+        return self.name in BUILTIN_METRICS and not self.template_ref and not self.query
 
     @property
     def bounds(self) -> ThresholdRange | None:
@@ -195,6 +209,14 @@ class Metric(SpecModel):
     @property
     def interval_seconds(self) -> float:
         return parse_seconds(self.interval)
+
+    def failure(self, value: float | None) -> str | None:
+        """Why `value` fails this metric (`request-success-rate 45.96 < 99`); None if it
+        passes. A metric without bounds needs a value only."""
+        if value is None:
+            return f"no values found for {self.name} (is the canary receiving traffic?)"
+        breach = self.bounds.breach(value) if self.bounds is not None else None
+        return None if breach is None else f"{self.name} {value:.4g} {breach}"
 
 
 class Webhook(SpecModel):

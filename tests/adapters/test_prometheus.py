@@ -102,7 +102,9 @@ def test_bounds_are_inclusive_on_real_prometheus(
     if passed:
         assert result.reason is None
     else:
-        assert result.reason == f"request-success-rate is {value:g}, outside {bounds.describe()}"
+        breach = f"< {bounds.min:g}" if bounds.min is not None and value < bounds.min else None
+        breach = breach or f"> {bounds.max:g}"
+        assert result.reason == f"request-success-rate {value:g} {breach}"
 
 
 @pytest.mark.testbed

@@ -24,24 +24,24 @@ def replace(status: WorkloadStatus, **fields: object) -> WorkloadStatus:
 @pytest.mark.parametrize(
     ("status", "threshold", "expected"),
     [
-        (READY, 100, (ReadinessState.READY, "2 of 2 replicas ready")),
-        (replace(READY, available=1), 100, (ReadinessState.PENDING, "1 of 2 replicas ready")),
-        (replace(READY, available=1), 50, (ReadinessState.READY, "1 of 2 replicas ready")),
-        (replace(READY, updated=1), 100, (ReadinessState.PENDING, "1 of 2 replicas updated")),
-        (replace(READY, current=3), 100, (ReadinessState.PENDING, "1 old replicas pending")),
-        (replace(READY, observed_generation=0), 100, (ReadinessState.PENDING, "not yet observed")),
-        (WorkloadStatus(wanted=2), 100, (ReadinessState.PENDING, "0 of 2 replicas ready")),
+        (READY, 100, (ReadinessState.READY, "2/2 ready")),
+        (replace(READY, available=1), 100, (ReadinessState.PENDING, "1/2 ready")),
+        (replace(READY, available=1), 50, (ReadinessState.READY, "1/2 ready")),
+        (replace(READY, updated=1), 100, (ReadinessState.PENDING, "1/2 updated")),
+        (replace(READY, current=3), 100, (ReadinessState.PENDING, "1 old replicas terminating")),
+        (replace(READY, observed_generation=0), 100, (ReadinessState.PENDING, "not observed yet")),
+        (WorkloadStatus(wanted=2), 100, (ReadinessState.PENDING, "0/2 ready")),
         (  # the condition belongs to the previous generation until the controller observes this one
             replace(READY, observed_generation=0, conditions=(DEADLINE_EXCEEDED,)),
             100,
-            (ReadinessState.PENDING, "generation 1 not yet observed"),
+            (ReadinessState.PENDING, "generation 1 not observed yet"),
         ),
         (
             replace(READY, available=0, conditions=(DEADLINE_EXCEEDED,)),
             100,
             (
                 ReadinessState.FAILED,
-                "progress deadline exceeded: 0 of 2 replicas ready "
+                "progress deadline exceeded: 0/2 ready "
                 "(Progressing=False reason=ProgressDeadlineExceeded: "
                 'ReplicaSet "podinfo-5d9" has timed out progressing.)',
             ),
@@ -62,6 +62,6 @@ def test_readiness_fails_after_the_deadline_by_the_callers_clock() -> None:
     unready = replace(READY, available=0)
     late = readiness(unready, 100, since=1000.0, now=1601.0, deadline_seconds=600)
     assert late.failed
-    assert late.message.startswith("progress deadline exceeded: 0 of 2 replicas ready after 600s")
+    assert late.message.startswith("progress deadline exceeded: 0/2 ready after 600s")
     on_time = readiness(unready, 100, since=1000.0, now=1010.0, deadline_seconds=600)
     assert on_time.state is ReadinessState.PENDING

@@ -1,7 +1,7 @@
 """How the gate sits in the component graph: order, the primary's template, secrets.
 
-The primary Deployment is declared from the Rollout's `pod_template` output, so Pulumi applies a
-promotion only after the analysis passed; these tests pin that wiring under mocks.
+The primary Deployment is declared from the Rollout's `promoted_template` output, so Pulumi
+applies a promotion only after the analysis passed; these tests pin that wiring under mocks.
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ PROMOTED_IMAGE = "ghcr.io/stefanprodan/podinfo:6.3.0"
 
 
 class PromotedMocks(pulumi.runtime.Mocks):
-    """Echo mocks, except that the Rollout answers with the template promoted last time."""
+    """Echo mocks, except that the Rollout answers with the template promoted last time, and
+    Kubernetes objects get a uid as the API server gives them."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outs = dict(args.inputs)
         if args.typ == ROLLOUT:
             promoted = copy.deepcopy(outs["podTemplate"])
             promoted["spec"]["containers"][0]["image"] = PROMOTED_IMAGE
-            outs.update(
-                podTemplate=promoted, revision="r1", phase="Promoting", promotion="x", plan="p"
-            )
+            outs.update(promotedTemplate=promoted, revision="r1", phase="Promoting", promotion="x")
+        elif args.typ.startswith("kubernetes:"):
+            outs["metadata"] = {**outs["metadata"], "uid": f"uid-of-{args.name}"}
         return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
@@ -83,6 +84,36 @@ def test_the_primary_runs_the_template_the_gate_promoted() -> None:
         assert rollout.inputs["podTemplate"] == canary.inputs["spec"]["template"]
         labels = primary.inputs["spec"]["template"]["metadata"]["labels"]
         assert labels["app"] == "podinfo-primary"
+
+    return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_gate_holds_to_the_uids_the_stacks_provider_saw() -> None:
+    monitor = record_with(PromotedMocks())
+    component = CanaryDeployment.from_flagger(
+        "podinfo", canary=load_yaml("canary.yaml"), deployment=load_yaml("deployment.yaml")
+    )
+
+    def check(_: Any) -> None:
+        registrations = monitor.registrations
+        rules = {
+            "DestinationRule/podinfo-canary": "uid-of-podinfo-canary-destinationrule",
+            "DestinationRule/podinfo-primary": "uid-of-podinfo-primary-destinationrule",
+        }
+        guard = find(registrations, GUARD, "podinfo-guard")
+        rollout = find(registrations, ROLLOUT, "podinfo-rollout")
+        finaliser = find(registrations, FINALISER, "podinfo-finaliser")
+        # The guard runs before the canary Deployment changes: it holds to the rules only.
+        assert guard.inputs["declaredUids"] == rules
+        canary = {"Deployment/podinfo": "uid-of-podinfo-canary"}
+        assert rollout.inputs["declaredUids"] == {**rules, **canary}
+        assert finaliser.inputs["declaredUids"] == {**rules, **canary}
+        for rule in ("podinfo-canary-destinationrule", "podinfo-primary-destinationrule"):
+            urn = find(registrations, "kubernetes:networking.istio.io/v1:DestinationRule", rule).urn
+            assert urn in guard.dependencies
+        # The plan is an input, known before anything runs.
+        assert rollout.inputs["plan"] == "canary 10% -> 50% in 5 steps every 1m"
 
     return declared(component).apply(check)
 

@@ -4,7 +4,11 @@ There is no Pulumi CLI here, so a run goes through the SDK's mock monitor, and t
 the parts the mocks leave out, after the real engine's rules:
 
 - state is kept between runs by URN; a step that fails keeps the resource's previous state, and
-  resources after it are not registered at all (their inputs never resolve);
+  resources after it are not registered at all (their inputs never resolve); an unchanged
+  resource keeps its outputs and takes the new inputs (the engine's same step);
+- `preview()` calls Check and Diff but never Create or Update, and hands back a changed
+  dynamic resource's new inputs as its outputs, so outputs that are not inputs are unknown
+  (the Python dynamic server cannot preview); Kubernetes objects are planned, not applied;
 - dynamic resources get `check`, then `create` or `diff` and `update`, on the provider unpickled
   from `__provider`, with secrets stripped (the Python provider does not accept secrets) and
   numbers as floats, as the gRPC boundary leaves them;
@@ -35,8 +39,10 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
+from components.provider.rollout import has_unknown
 from components.rehearse.testbed import KubeEmulator
 from components.rehearse.testbed.kube import api_path
+from components.spec import integral
 from tests.provider.dynamic_server import DynamicServer
 
 AWAIT_SECONDS = 60.0
@@ -61,10 +67,14 @@ class Stored:
 class Run:
     """What one `pulumi up` printed and did."""
 
+    preview: bool = False
     output: str = ""
     errors: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    planned: dict[str, str] = field(default_factory=dict)
+    """By URN: `create`, `update` or `same`, as the preview (or the update) decided."""
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Engine:
@@ -81,10 +91,20 @@ class Engine:
 
     def up(self, program: Path, config: dict[str, str], secrets: tuple[str, ...] = ()) -> Run:
         """One `pulumi up`; raises EngineError with every step error when the update fails."""
-        run = Run()
+        return self._run(program, config, secrets, preview=False)
+
+    def preview(self, program: Path, config: dict[str, str], secrets: tuple[str, ...] = ()) -> Run:
+        """One `pulumi preview`: `Run.planned` says what each resource would do, and
+        `Run.inputs` holds the inputs as the preview shows them (Unknown where not known)."""
+        return self._run(program, config, secrets, preview=True)
+
+    def _run(
+        self, program: Path, config: dict[str, str], secrets: tuple[str, ...], *, preview: bool
+    ) -> Run:
+        run = Run(preview=preview)
         monitor = _Monitor(_Mocks(self, run))
         pulumi.runtime.set_mocks(
-            monitor.mocks, project=self.project, stack=self.stack, preview=False, monitor=monitor
+            monitor.mocks, project=self.project, stack=self.stack, preview=preview, monitor=monitor
         )
         pulumi.runtime.set_all_config(
             {f"{self.project}:{key}": value for key, value in config.items()},
@@ -113,10 +133,15 @@ class Engine:
         self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str], run: Run
     ) -> tuple[str, dict[str, Any]]:
         run.registered.append(urn)
+        run.inputs[urn] = dict(args.inputs)
         try:
             if args.typ.startswith("pulumi-python:dynamic"):
+                if run.preview:
+                    return self._dynamic_preview(urn, args, run)
                 return self._dynamic(urn, args, run)
             if args.typ.startswith("kubernetes:") and "kind" in args.inputs:
+                if run.preview:
+                    return self._kubernetes_preview(urn, args, ignored, run)
                 return self._kubernetes(urn, args, ignored, run)
             return f"{args.name}-id", dict(args.inputs)
         except Exception as error:
@@ -128,14 +153,8 @@ class Engine:
     ) -> tuple[str, dict[str, Any]]:
         if self.server is not None:
             return self._dynamic_over_grpc(self.server, urn, unwrap_secrets(args.inputs), run)
-        news = unwrap_secrets(args.inputs)
-        provider = dill.loads(base64.b64decode(news["__provider"]))
         old = self.state.get(urn)
-        checked = provider.check(old.inputs if old else {}, news)
-        if checked.failures:
-            problems = "; ".join(f"{f.property}: {f.reason}" for f in checked.failures)
-            raise EngineError(f"check failed: {problems}")
-        news = checked.inputs
+        provider, news = _checked(args, old)
         if old is None:
             created = provider.create(news)
             stored = Stored(created.id, news, dict(created.outs or {}))
@@ -145,9 +164,24 @@ class Engine:
             stored = Stored(old.id, news, dict(updated.outs or {}))
             run.updated.append(urn)
         else:
-            stored = old
+            stored = Stored(old.id, news, old.outputs)
         self.state[urn] = stored
         return stored.id, stored.outputs
+
+    def _dynamic_preview(
+        self, urn: str, args: pulumi.runtime.MockResourceArgs, run: Run
+    ) -> tuple[str, dict[str, Any]]:
+        """Check and Diff only; a create or update hands back its checked inputs."""
+        old = self.state.get(urn)
+        provider, news = _checked(args, old)
+        if old is None:
+            run.planned[urn] = "create"
+        elif provider.diff(old.id, old.outputs, news).changes:
+            run.planned[urn] = "update"
+        else:
+            run.planned[urn] = "same"
+            return old.id, old.outputs
+        return (old.id if old else ""), news
 
     def _dynamic_over_grpc(
         self, server: DynamicServer, urn: str, news: dict[str, Any], run: Run
@@ -169,7 +203,7 @@ class Engine:
                 stored = Stored(old.id, checked, outputs)
                 run.updated.append(urn)
             else:
-                stored = old
+                stored = Stored(old.id, checked, old.outputs)
         except grpc.RpcError as error:
             raise EngineError(f"{error.code().name}: {error.details()}") from None
         self.state[urn] = stored
@@ -178,20 +212,9 @@ class Engine:
     def _kubernetes(
         self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str], run: Run
     ) -> tuple[str, dict[str, Any]]:
-        manifest = unwrap_secrets(args.inputs)
+        manifest, _ = self._goal(urn, args, ignored)
         old = self.state.get(urn)
-        manager = "pulumi-kubernetes-" + hashlib.sha256(urn.encode()).hexdigest()[:8]
-        live = self.kube.get(api_path(manifest))
-        if live is not None:
-            for path in ignored:
-                keys = path.split(".")
-                managers = owners(live, keys)
-                if managers and manager not in managers:  # another's only: left out
-                    drop(manifest, keys)
-                elif (current := lookup(live, keys)) is not None:  # ours too: the live value
-                    put(manifest, keys, current)
-                elif old is not None and (previous := lookup(old.inputs, keys)) is not None:
-                    put(manifest, keys, previous)
+        manager = _manager(urn)
         if old is None or old.inputs != manifest:
             run.updated.append(urn)
         try:
@@ -208,6 +231,50 @@ class Engine:
         stored = Stored(f"{namespace}/{name}", manifest, applied)
         self.state[urn] = stored
         return stored.id, {**manifest, **applied}
+
+    def _goal(
+        self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The object pulumi-kubernetes would apply, `ignore_changes` resolved against the
+        live object, and that live object (None when absent)."""
+        # Numbers cross the mock boundary as floats; pulumi-kubernetes sends the schema's ints.
+        manifest: dict[str, Any] = integral(unwrap_secrets(args.inputs))
+        old = self.state.get(urn)
+        manager = _manager(urn)
+        live = self.kube.get(api_path(manifest))
+        if live is not None:
+            for path in ignored:
+                keys = path.split(".")
+                managers = owners(live, keys)
+                if managers and manager not in managers:  # another's only: left out
+                    drop(manifest, keys)
+                elif (current := lookup(live, keys)) is not None:  # ours too: the live value
+                    put(manifest, keys, current)
+                elif old is not None and (previous := lookup(old.inputs, keys)) is not None:
+                    put(manifest, keys, previous)
+        return manifest, live
+
+    def _kubernetes_preview(
+        self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str], run: Run
+    ) -> tuple[str, dict[str, Any]]:
+        """What pulumi-kubernetes previews, applying nothing: a create shows its inputs
+        (the uid unknown), an update with unknown inputs shows them, a known update shows the
+        object as the server would have it (its dry run), and an unchanged object stays."""
+        manifest, live = self._goal(urn, args, ignored)
+        old = self.state.get(urn)
+        name, namespace = manifest["metadata"]["name"], manifest["metadata"].get("namespace")
+        identity = f"{namespace or 'default'}/{name}"
+        if live is None:
+            run.planned[urn] = "create"
+            return identity, manifest
+        if old is not None and not has_unknown(manifest) and old.inputs == manifest:
+            run.planned[urn] = "same"
+            return old.id, old.outputs
+        run.planned[urn] = "update"
+        if has_unknown(manifest):
+            return identity, manifest
+        metadata = {**live["metadata"], **manifest["metadata"]}
+        return identity, {**live, **manifest, "metadata": metadata}
 
     def _await_deployment(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """pulumi-kubernetes' await: the new generation observed, Available and all replicas up."""
@@ -274,6 +341,24 @@ class _Tee(io.TextIOBase):
 
 
 # -- plain-data helpers ---------------------------------------------------------------------------
+
+
+def _checked(
+    args: pulumi.runtime.MockResourceArgs, old: Stored | None
+) -> tuple[Any, dict[str, Any]]:
+    """The provider unpickled from `__provider`, and the inputs its Check returned."""
+    news = unwrap_secrets(args.inputs)
+    provider = dill.loads(base64.b64decode(news["__provider"]))
+    checked = provider.check(old.inputs if old else {}, news)
+    if checked.failures:
+        problems = "; ".join(f"{f.property}: {f.reason}" for f in checked.failures)
+        raise EngineError(f"check failed: {problems}")
+    return provider, dict(checked.inputs)
+
+
+def _manager(urn: str) -> str:
+    """pulumi-kubernetes' field manager for one resource."""
+    return "pulumi-kubernetes-" + hashlib.sha256(urn.encode()).hexdigest()[:8]
 
 
 def unwrap_secrets(value: Any) -> Any:

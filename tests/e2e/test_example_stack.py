@@ -7,6 +7,7 @@ release is analysed against the real Prometheus scraping the simulated mesh.
 
 from __future__ import annotations
 
+import copy
 import socket
 import subprocess
 import time
@@ -22,6 +23,7 @@ import yaml
 from components.adapters.cluster import Cluster
 from components.adapters.kube import Connections, KubeAccess
 from components.adapters.records import Owner, RecordPhase, RecordStore, ReleaseRecord
+from components.provider.rollout import has_unknown
 from components.rehearse.testbed import Fault, TestBed
 from components.routing import TrafficState, virtual_service
 from components.spec import ReleaseSpec
@@ -54,14 +56,16 @@ def engine(bed: TestBed) -> Engine:
     return Engine(bed.kube, PROJECT)
 
 
+def settings(bed: TestBed, image: str, **config: str) -> dict[str, str]:
+    return {"image": image, "interval": "2s", "kubeconfig": bed.kubeconfig.read_text(), **config}
+
+
 def up(engine: Engine, bed: TestBed, image: str, **config: str) -> Any:
-    settings = {
-        "image": image,
-        "interval": "2s",
-        "kubeconfig": bed.kubeconfig.read_text(),
-        **config,
-    }
-    return engine.up(PROGRAM, settings, secrets=("kubeconfig",))
+    return engine.up(PROGRAM, settings(bed, image, **config), secrets=("kubeconfig",))
+
+
+def preview(engine: Engine, bed: TestBed, image: str, **config: str) -> Any:
+    return engine.preview(PROGRAM, settings(bed, image, **config), secrets=("kubeconfig",))
 
 
 def image_of(bed: TestBed, name: str) -> str:
@@ -93,6 +97,8 @@ def record(bed: TestBed) -> dict[str, Any]:
 
 
 AT_REST = {"podinfo-primary": 100, "podinfo-canary": 0}
+# The progress line of a metric check at the first step.
+FIRST_CHECK = "podinfo: 10% success-rate"
 
 
 # The runs share one bed and one engine state, in order, like consecutive `pulumi up`s.
@@ -108,16 +114,20 @@ def test_1_first_up_creates_everything_and_promotes_without_analysis(
     assert replicas_of(bed, "podinfo") == 0
     assert weights(bed) == AT_REST
     assert record(bed)["phase"] == "Succeeded"
-    assert "weight 10%" not in run.output
+    assert FIRST_CHECK not in run.output
 
 
 def test_2_a_healthy_image_is_analysed_and_promoted(engine: Engine, bed: TestBed) -> None:
     run = up(engine, bed, f"{IMAGE}:6.3.1")
     # The change review, then one progress line per step with values against thresholds.
     assert f"podinfo: {IMAGE}:6.3.0 -> 6.3.1; canary 10% -> 50% in 5 steps every 2s" in run.output
-    for weight in (10, 20, 30, 40, 50):
-        assert f"podinfo: weight {weight}%: request-success-rate" in run.output
-    assert "(>= 99)" in run.output and "-> pass" in run.output
+    checks = [line for line in run.output.splitlines() if "% success-rate " in line]
+    assert [line.split()[1] for line in checks] == ["10%", "20%", "30%", "40%", "50%"]
+    assert all(">=99, duration " in line and "<=500ms: pass, " in line for line in checks)
+    assert checks[0].endswith("pass, 8s to go") and checks[-1].endswith("pass, promoting")
+    # Each step's lines fit an 80-column terminal, where `pulumi up` shows one at a time.
+    first = next(i for i, line in enumerate(run.output.splitlines()) if "New revision" in line)
+    assert all(len(line) <= 80 for line in run.output.splitlines()[first:])
     assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"
     assert weights(bed) == AT_REST
     assert replicas_of(bed, "podinfo") == 0
@@ -130,6 +140,70 @@ def test_2_a_healthy_image_is_analysed_and_promoted(engine: Engine, bed: TestBed
     assert owners(canary, ["spec", "replicas"]) == {"pulumi-canary"}
     (pulumi_manager,) = owners(service, ["spec", "hosts"])
     assert pulumi_manager.startswith("pulumi-kubernetes-")
+
+
+def cluster_snapshot(bed: TestBed) -> dict[str, Any]:
+    """Every object's spec, labels and data: what a preview must leave as it was."""
+    kinds = [
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("v1", "ConfigMap"),
+        ("networking.istio.io/v1", "DestinationRule"),
+        ("networking.istio.io/v1", "VirtualService"),
+    ]
+    return {
+        f"{kind}/{item['metadata']['name']}": (
+            item.get("spec"),
+            item.get("data"),
+            item["metadata"].get("labels"),
+            item["metadata"].get("annotations"),
+        )
+        for api_version, kind in kinds
+        for item in bed.kube.list(api_version, kind, NS)
+    }
+
+
+def planned(run: Any, name: str) -> str:
+    (urn,) = [urn for urn in run.planned if urn.endswith(f"::{name}")]
+    return str(run.planned[urn])
+
+
+def inputs_of(run: Any, name: str) -> dict[str, Any]:
+    (urn,) = [urn for urn in run.inputs if urn.endswith(f"::{name}")]
+    return dict(run.inputs[urn])
+
+
+def test_2b_a_preview_of_a_new_image_shows_the_release_to_come_and_touches_nothing(
+    engine: Engine, bed: TestBed
+) -> None:
+    before, state = cluster_snapshot(bed), copy.deepcopy(engine.state)
+    run = preview(engine, bed, f"{IMAGE}:6.3.5")
+    assert f"podinfo: {IMAGE}:6.3.1 -> 6.3.5; canary 10% -> 50% in 5 steps every 2s" in run.output
+    assert planned(run, "podinfo-rollout") == "update"
+    assert planned(run, "podinfo-canary") == "update"
+    # The primary waits on the analysis: "may change", never the new image as if it passed.
+    assert planned(run, "podinfo-primary") == "update"
+    assert has_unknown(inputs_of(run, "podinfo-primary")["spec"])
+    assert "6.3.5" not in repr(inputs_of(run, "podinfo-primary"))
+    # The plan is known at preview (an input computed by the component, not an output).
+    assert inputs_of(run, "podinfo-rollout")["plan"] == "canary 10% -> 50% in 5 steps every 2s"
+    assert cluster_snapshot(bed) == before
+    assert engine.state == state
+    assert FIRST_CHECK not in run.output
+
+
+def test_2c_a_preview_with_nothing_to_release_shows_nothing_changing(
+    engine: Engine, bed: TestBed
+) -> None:
+    """The same image, and options a release reads only when it runs (the interval)."""
+    for change in ({}, {"interval": "3s"}):
+        run = preview(engine, bed, f"{IMAGE}:6.3.1", **change)
+        gate = ("podinfo-guard", "podinfo-rollout", "podinfo-finaliser")
+        assert {name: planned(run, name) for name in gate} == dict.fromkeys(gate, "same")
+        assert planned(run, "podinfo-primary") == "same"
+        (container,) = inputs_of(run, "podinfo-primary")["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == f"{IMAGE}:6.3.1"
+        assert " -> " not in run.output
 
 
 def test_3_a_bad_image_fails_the_up_and_leaves_the_primary(engine: Engine, bed: TestBed) -> None:
@@ -155,7 +229,7 @@ def test_4_the_same_bad_image_fails_fast_with_the_recorded_reason(
     assert "already failed: failed checks threshold reached 5" in message
     assert "set retryFailed" in message
     run = raised.value.run
-    assert run is not None and "weight 10%" not in run.output
+    assert run is not None and FIRST_CHECK not in run.output
     assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.1"
 
 
@@ -164,7 +238,7 @@ def test_5_an_up_with_nothing_changed_changes_nothing(engine: Engine, bed: TestB
     with the fields the releases wrote (routes, canary replicas) nor reset them."""
     run = up(engine, bed, f"{IMAGE}:6.3.1")
     assert not [urn for urn in run.updated if "Rollout" in urn]
-    assert "weight 10%" not in run.output
+    assert FIRST_CHECK not in run.output
     assert image_of(bed, "podinfo") == f"{IMAGE}:6.3.1"
     assert weights(bed) == AT_REST
     again = up(engine, bed, f"{IMAGE}:6.3.1")

@@ -86,7 +86,14 @@ def test_diff_over_the_wire(
 ) -> None:
     configure(stub)
     olds = {
-        **outputs(props, phase="Succeeded", promotion="initial"),
+        **outputs(
+            props,
+            phase="Succeeded",
+            promotion="initial",
+            promoted=props["podTemplate"],
+            history=[],
+            rollout_id="r1",
+        ),
         "__provider": props["__provider"],
     }
     same = stub.Diff(

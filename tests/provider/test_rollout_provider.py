@@ -144,7 +144,14 @@ def test_check_never_echoes_the_kubeconfig(props: dict[str, Any]) -> None:
 
 
 def state_of(props: dict[str, Any]) -> dict[str, Any]:
-    return rollout.outputs(props, phase="Succeeded", promotion=rollout.INITIAL_PROMOTION)
+    return rollout.outputs(
+        props,
+        phase="Succeeded",
+        promotion=rollout.INITIAL_PROMOTION,
+        promoted=props["podTemplate"],
+        history=[],
+        rollout_id="first",
+    )
 
 
 def test_diff_nothing_changed(props: dict[str, Any]) -> None:
@@ -172,9 +179,23 @@ def test_diff_unknown_template_is_a_change(props: dict[str, Any]) -> None:
     assert RolloutProvider().diff("id", state_of(props), news).changes is True
 
 
-def test_diff_config_only_change(props: dict[str, Any]) -> None:
-    news = {**props, "interval": "30s"}
-    assert RolloutProvider().diff("id", state_of(props), news).changes is True
+def test_diff_of_options_a_release_reads_when_it_runs_is_no_change(
+    props: dict[str, Any],
+) -> None:
+    """Else the preview would show the primary as "may change" with nothing to release."""
+    for change in ({"interval": "30s"}, {"retryFailed": True}, {"pushgateway": "http://p"}):
+        assert RolloutProvider().diff("id", state_of(props), {**props, **change}).changes is False
+
+
+def test_diff_of_what_later_calls_read_from_state_is_a_change(props: dict[str, Any]) -> None:
+    """Delete reads the credentials from state, and every call checks the declared uids."""
+    for change in (
+        {"kubeconfig": "apiVersion: v1\nkind: Config\n# rotated\n"},
+        {"context": "other"},
+        {"declaredUids": {"Deployment/podinfo": "new-uid"}},
+        {"declaredUids": {"Deployment/podinfo": unknown()}},
+    ):
+        assert RolloutProvider().diff("id", state_of(props), {**props, **change}).changes is True
 
 
 # -- create / update / delete -----------------------------------------------------------------
@@ -195,7 +216,6 @@ def test_create_promotes_without_analysis(props: dict[str, Any], world: World) -
     assert outs["revision"] == revision_of(props)
     assert outs["phase"] == "Succeeded"
     assert outs["podTemplate"]["spec"]["containers"][0]["image"].endswith(":6.3.0")
-    assert outs["plan"] == "canary 10% -> 50% in 5 steps every 1m"
     assert world.metrics.calls == 0
     # The kubeconfig stays under its own (secret) key only.
     carrying = [key for key, value in outs.items() if "s3cr3t" in repr(value)]
@@ -234,7 +254,7 @@ def test_update_rolled_back_records_and_raises_the_reason(
 ) -> None:
     world.metrics.values["request-success-rate"] = 42.0
     news = with_image(props, "bad:1")
-    with pytest.raises(ReleaseFailed, match=r"request-success-rate is 42, outside >= 99") as raised:
+    with pytest.raises(ReleaseFailed, match=r"request-success-rate 42 < 99") as raised:
         RolloutProvider().update("id", state_of(props), news)
     assert "rolled back, the primary is unchanged" in str(raised.value)
     assert "(5 failed checks)" in str(raised.value)
@@ -298,6 +318,90 @@ def test_delete_removes_the_record(props: dict[str, Any], world: World) -> None:
     assert world.cluster.record() is None
 
 
+def primary_runs_another_template(props: dict[str, Any], world: World) -> dict[str, Any]:
+    other = copy.deepcopy(props["podTemplate"])
+    other["spec"]["containers"][0]["image"] = "ghcr.io/stefanprodan/podinfo:6.2.0"
+    world.cluster.templates["podinfo-primary"] = other
+    return other
+
+
+def test_create_over_a_primary_running_another_template_analyses_first(
+    props: dict[str, Any], world: World
+) -> None:
+    """State lost, a renamed component, an imported stack: re-creation is not promotion."""
+    primary_runs_another_template(props, world)
+    outs = RolloutProvider().create(props).outs
+    assert outs is not None
+    assert world.metrics.calls == 5 * 2
+    assert outs["phase"] == "Promoting" and outs["promotion"] != rollout.INITIAL_PROMOTION
+    assert outs["history"] and all(len(line) <= 80 for line in outs["history"])
+
+
+def test_create_over_a_bad_template_rolls_back_and_leaves_the_primary(
+    props: dict[str, Any], world: World
+) -> None:
+    other = primary_runs_another_template(props, world)
+    world.metrics.values["request-success-rate"] = 42.0
+    failing = r"checks: 10% FAIL \(5\) request-success-rate 42/42/42/42/42$"
+    with pytest.raises(ReleaseFailed, match=failing):
+        RolloutProvider().create(props)
+    assert world.cluster.canary_weight == 0
+    assert world.cluster.templates["podinfo-primary"] == other
+
+
+def test_create_over_the_same_template_promotes_at_once(
+    props: dict[str, Any], world: World
+) -> None:
+    """A primary the API server filled with defaults still runs what was declared."""
+    running = rollout.primary_deployment(world.release, props["podTemplate"], None)
+    template = copy.deepcopy(running["spec"]["template"])
+    template["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    template["spec"]["restartPolicy"] = "Always"
+    world.cluster.templates["podinfo-primary"] = template
+    outs = RolloutProvider().create(props).outs
+    assert outs is not None and outs["promotion"] == rollout.INITIAL_PROMOTION
+    assert world.metrics.calls == 0
+
+
+def test_delete_leaves_a_record_another_rollout_owns(props: dict[str, Any], world: World) -> None:
+    """A renamed component: the new Rollout is created before the old one is deleted."""
+    world.cluster.put_record(ReleaseRecord(revision_of(props), RecordPhase.SUCCEEDED, gate="new"))
+    RolloutProvider().delete("default/podinfo", {**state_of(props), "rolloutId": "old"})
+    assert world.cluster.record() is not None
+    RolloutProvider().delete("default/podinfo", {**state_of(props), "rolloutId": "new"})
+    assert world.cluster.record() is None
+
+
+def test_the_gate_refuses_a_cluster_the_stack_did_not_declare_on(
+    props: dict[str, Any], world: World
+) -> None:
+    world.cluster.uids[("Deployment", "podinfo")] = "uid-on-the-gates-cluster"
+    world.cluster.canary_weight = 0
+    news = {
+        **with_image(props, "ghcr.io/stefanprodan/podinfo:6.3.1"),
+        "declaredUids": {"Deployment/podinfo": "uid-on-the-stacks-cluster"},
+    }
+    with pytest.raises(rollout.ClusterMismatch) as raised:
+        RolloutProvider().update("id", state_of(props), news)
+    message = str(raised.value)
+    assert "uid-on-the-gates-cluster" in message and "uid-on-the-stacks-cluster" in message
+    assert "Deployment default/podinfo" in message
+    assert "s3cr3t" not in message
+    assert world.cluster.routes_written == [] and world.metrics.calls == 0
+    guard = rollout.GuardProvider()
+    world.cluster.canary_weight = 30
+    with pytest.raises(rollout.ClusterMismatch, match="none \\(it does not exist\\)"):
+        guard.create({**props, "declaredUids": {"DestinationRule/podinfo-canary": "u"}})
+    assert world.cluster.canary_weight == 30
+
+
+def test_the_gate_proceeds_where_the_uids_match(props: dict[str, Any], world: World) -> None:
+    world.cluster.uids[("Deployment", "podinfo")] = "u1"
+    news = {**with_image(props, "x:2"), "declaredUids": {"Deployment/podinfo": "u1"}}
+    outs = RolloutProvider().update("id", state_of(props), news).outs
+    assert outs is not None and outs["phase"] == "Promoting"
+
+
 # -- pickling ---------------------------------------------------------------------------------
 
 
@@ -318,7 +422,14 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outs = dict(args.inputs)
-        outs.update(podTemplate={"spec": {}}, revision="abc", phase="Succeeded", plan="p")
+        outs.update(
+            podTemplate={"spec": {}},
+            promotedTemplate={"spec": {"x": 1}},
+            revision="abc",
+            phase="Succeeded",
+            plan="p",
+            rolloutId="r1",
+        )
         return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], Any]:
@@ -338,10 +449,15 @@ def test_rollout_resource_declares_snake_case_outputs(
     assert resource._type == "pulumi-python:dynamic/canary:Rollout"
 
     def check(values: list[Any]) -> None:
-        assert values == [{"spec": {}}, "abc", "Succeeded", "p"]
+        assert values == [{"spec": {}}, {"spec": {"x": 1}}, "abc", "Succeeded", "p", "r1"]
 
     return pulumi.Output.all(
-        resource.pod_template, resource.revision, resource.phase, resource.plan
+        resource.pod_template,
+        resource.promoted_template,
+        resource.revision,
+        resource.phase,
+        resource.plan,
+        resource.rollout_id,
     ).apply(check)
 
 

@@ -177,7 +177,7 @@ class Sweep:
                 weight
                 for weight in (25, 50)
                 for line in tail
-                if f"weight {weight}%:" in line and "-> pass" in line
+                if f": {weight}% " in line and ": pass" in line
             }
             promoted = any("Copying the canary to the primary" in line for line in tail)
             if checked == {25, 50} and promoted:

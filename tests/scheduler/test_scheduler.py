@@ -252,7 +252,7 @@ def test_gate_hooks_stop_at_the_first_failure() -> None:
     bench.hooks.failing = {"h1"}
     report = bench.scheduler.analyse()
     assert report.outcome == "rolled_back"
-    assert "pre-rollout hooks failed: h1: answered 500" in (report.reason or "")
+    assert "pre-rollout hooks: h1: answered 500" in (report.reason or "")
     assert [name for name, _ in bench.hooks.calls if name.startswith("h")] == ["h0", "h1"]
 
 
@@ -261,7 +261,7 @@ def test_an_unready_canary_rolls_back_after_the_progress_deadline_on_the_schedul
     bench.cluster.ready = False
     report = bench.scheduler.analyse()
     assert report.outcome == "rolled_back"
-    assert "progress deadline exceeded: 0 of 2 replicas ready after 600s" in (report.reason or "")
+    assert "progress deadline exceeded: 0/2 ready after 600s" in (report.reason or "")
     assert sum(bench.clock.slept) > 600  # waited on the fake clock, in 5 s polls
 
 
@@ -317,5 +317,67 @@ def test_retried_calls_are_counted_in_the_check_line() -> None:
 
     bench.cluster.fault = flaky
     bench.scheduler.analyse()
-    checks = [line for line in bench.lines if "request-success-rate" in line]
-    assert checks and all(line.endswith(" retried calls)") for line in checks)
+    checks = [line for line in bench.lines if "success-rate" in line]
+    assert checks and all(line.endswith(" retried)") for line in checks)
+
+
+def test_check_lines_fit_80_columns_and_say_where_what_and_how_long() -> None:
+    """`pulumi up` shows one line at a time, cut to the terminal: each must stand alone."""
+    bench = Bench()
+    bench.scheduler.analyse()
+    checks = [line for line in bench.lines if "success-rate" in line]
+    assert checks == [
+        f"podinfo: {weight}% success-rate 100 >=99, duration 100 <=500ms: pass, {left}"
+        for weight, left in ((10, "4m to go"), (20, "3m to go"), (30, "2m to go"))
+    ] + [
+        "podinfo: 40% success-rate 100 >=99, duration 100 <=500ms: pass, 1m to go",
+        "podinfo: 50% success-rate 100 >=99, duration 100 <=500ms: pass, promoting",
+    ]
+    assert all(len(line) <= 80 for line in bench.lines)
+
+
+def test_a_failing_check_line_counts_towards_the_threshold() -> None:
+    bench = Bench()
+    bench.metrics.values["request-success-rate"] = 45.9589
+    bench.scheduler.analyse()
+    checks = [line for line in bench.lines if "% success-rate" in line]
+    assert checks[0] == "podinfo: 10% success-rate 45.96 >=99, duration 100 <=500ms: FAIL 1/5"
+    assert checks[-1].endswith(": FAIL 5/5")
+    halts = [line for line in bench.lines if "Halt" in line]
+    assert halts[0] == "podinfo: Halt advancement (1/5): metrics: request-success-rate 45.96 < 99"
+    assert all(len(line) <= 80 for line in checks + halts)
+
+
+def test_iterations_are_counted_in_the_check_lines_of_ab_and_blue_green() -> None:
+    bench = Bench(
+        tutorial(
+            iterations=3,
+            stepWeight=None,
+            maxWeight=None,
+            match=[{"headers": {"x": {"exact": "1"}}}],
+        )
+    )
+    bench.scheduler.analyse()
+    checks = [line for line in bench.lines if "success-rate" in line]
+    assert [line.split(":")[1].split(" success")[0].strip() for line in checks] == [
+        "check 1/3",
+        "check 2/3",
+        "check 3/3",
+    ]
+
+
+def test_the_checks_line_carries_each_steps_verdicts_and_the_failing_values() -> None:
+    """What the failure message ends with: what a user reads last in `pulumi up`."""
+    bench = Bench()
+    values = iter([100.0, 100.0, 51.2, 48.0, 100.0, 12.0])  # one per tick
+
+    def success_rate(verb: str, name: str) -> None:
+        if verb == "status":
+            bench.metrics.values["request-success-rate"] = next(values, 12.0)
+
+    bench.cluster.fault = success_rate
+    report = bench.scheduler.analyse()
+    assert report.checks_line() == (
+        "10% pass, 20% FAIL (2) request-success-rate 51.2/48, 20% pass, "
+        "30% FAIL (3) request-success-rate 12/12/12"
+    )
