@@ -72,6 +72,7 @@ class Run:
     errors: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    canceled: bool = False
     planned: dict[str, str] = field(default_factory=dict)
     """By URN: `create`, `update` or `same`, as the preview (or the update) decided."""
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,6 +89,9 @@ class Engine:
         self.server: DynamicServer | None = None
         """When set, dynamic resources run in this server process over gRPC, as the engine
         runs them (so a test can kill it); otherwise in-process."""
+        self.cancel_after: str | None = None
+        """A first Ctrl-C once the step of the resource whose URN ends with this is done:
+        the engine lets steps in flight finish and starts no new one."""
 
     def up(self, program: Path, config: dict[str, str], secrets: tuple[str, ...] = ()) -> Run:
         """One `pulumi up`; raises EngineError with every step error when the update fails."""
@@ -132,8 +136,13 @@ class Engine:
     def step(
         self, urn: str, args: pulumi.runtime.MockResourceArgs, ignored: list[str], run: Run
     ) -> tuple[str, dict[str, Any]]:
+        if run.canceled:
+            raise EngineError(f"{urn}: not started: the update was canceled")
         run.registered.append(urn)
         run.inputs[urn] = dict(args.inputs)
+        if self.cancel_after is not None and urn.endswith(self.cancel_after):
+            run.canceled = True
+            run.errors.append("update canceled")
         try:
             if args.typ.startswith("pulumi-python:dynamic"):
                 if run.preview:

@@ -325,3 +325,27 @@ def test_8_a_new_release_first_takes_back_what_an_interrupted_one_left(
     assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.4"
     assert weights(bed) == AT_REST
     assert record(bed)["phase"] == "Succeeded"
+
+
+def test_9_after_a_first_ctrl_c_the_next_up_applies_and_finalises_the_promotion(
+    engine: Engine, bed: TestBed
+) -> None:
+    """A first Ctrl-C lets the release in flight finish and starts no new step: the primary
+    and the finaliser are skipped, and the canary keeps the traffic of the last step, which
+    passed. The next `up` analyses nothing: it rolls the primary and finalises."""
+    engine.cancel_after = "::podinfo-rollout"
+    try:
+        with pytest.raises(EngineError, match="update canceled"):
+            up(engine, bed, f"{IMAGE}:6.3.6")
+    finally:
+        engine.cancel_after = None
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.4"
+    assert weights(bed) == {"podinfo-primary": 50, "podinfo-canary": 50}
+    assert record(bed)["phase"] == "Promoting"
+    run = up(engine, bed, f"{IMAGE}:6.3.6")
+    assert FIRST_CHECK not in run.output
+    assert "finalised" in run.output
+    assert image_of(bed, "podinfo-primary") == f"{IMAGE}:6.3.6"
+    assert weights(bed) == AT_REST
+    assert replicas_of(bed, "podinfo") == 0
+    assert record(bed)["phase"] == "Succeeded"
