@@ -42,16 +42,19 @@ from ..analysis import (
     advance,
     begin,
     checks,
+    critical_rollback,
     plan,
     readiness,
 )
 from ..errors import ReleaseInterrupted, TemporaryError
 from ..routing import TrafficState
 from ..spec import HookType, ReleaseSpec
+from ..spec.critical import Critical
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
 from .report import CheckEntry, ReleaseReport
+from .watch import CriticalWatch
 
 # How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
 CLEANUP_SECONDS = 30.0
@@ -77,6 +80,7 @@ class Scheduler:
         progress: Callable[[str], None] = print_progress,
         clock: Clock = SYSTEM_CLOCK,
         cleanup_seconds: float = CLEANUP_SECONDS,
+        critical: Critical | None = None,
     ) -> None:
         self.release = release
         self.io = adapters
@@ -86,6 +90,14 @@ class Scheduler:
         self.progress = progress
         self.clock = clock
         self.cleanup_seconds = cleanup_seconds
+        # Watched between checks; by default as the Canary's annotations say.
+        self.critical = critical if critical is not None else Critical.of(release)
+        self._watch = CriticalWatch(
+            self.critical.queries(release),
+            adapters.critical_metrics,
+            clock,
+            self.critical.scrape_seconds,
+        )
         # Each run deals its own sticky cookie: a retry of the same template must not send the
         # holders of a failed run's cookie straight back to the canary.
         self._cookie = uuid.uuid4().hex[:16]
@@ -149,6 +161,8 @@ class Scheduler:
     ) -> Generator[float, None, ReleaseState]:
         decision = begin(self.plan)
         scaled_at = self.clock.now()
+        if self._watch.active and not self.plan.skip_analysis:
+            self._say(f"watching {self.critical.describe()}: a breach rolls back at once")
         while True:
             if decision.scale_canary_up:
                 scaled_at = self.clock.now()
@@ -157,7 +171,10 @@ class Scheduler:
             if state.done:
                 return state
             if state.phase is not Phase.WAITING and state.step >= 0:
-                yield self.plan.interval_seconds
+                breach = yield from self._watch.wait(self.plan.interval_seconds)
+                if breach is not None:
+                    decision = critical_rollback(state, breach)
+                    continue
             elif state.held_since is not None:
                 yield min(self.plan.interval_seconds, HOLD_POLL_SECONDS)
             ticked = self.clock.now()
