@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .canary import BUILTIN_METRICS, REQUEST_SUCCESS_RATE, Analysis, Metric, ObjectMeta
-from .durations import format_seconds, positive_seconds
+from .durations import duration_problems, format_seconds, positive_seconds
 from .errors import Problem, SpecError
 
 if TYPE_CHECKING:
@@ -127,12 +127,7 @@ class Critical:
         if critical is not None:
             problems += _parse(critical, critical_field, analysis)[1]
         if scrape_interval is not None:
-            try:
-                if not isinstance(scrape_interval, str):
-                    raise ValueError("must be a duration string such as 15s or 500ms")
-                positive_seconds(scrape_interval)
-            except ValueError as error:
-                problems.append(Problem(scrape_field, str(error), scrape_interval, True))
+            problems += duration_problems(scrape_interval, scrape_field)
         return problems
 
     @property
