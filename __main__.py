@@ -36,6 +36,8 @@ gate = GateOptions(
     interval=config.get("interval"),
     retry_failed=config.get_bool("retryFailed") or False,
     pushgateway=config.get("pushgateway"),
+    critical=config.get("critical"),
+    scrape_interval=config.get("scrapeInterval"),
 )
 podinfo = CanaryDeployment.from_flagger(
     "podinfo", canary=manifest("canary.yaml"), deployment=deployment, gate=gate

@@ -20,6 +20,7 @@ from components.adapters.records import RecordStore, ReleaseRecord
 from components.adapters.webhooks import WebhookResult
 from components.analysis import WorkloadStatus
 from components.errors import ReleaseInterrupted
+from components.provider import rollout
 from components.routing import TrafficState, primary_deployment
 from components.spec import MetricQuery, ReleaseSpec, Webhook
 
@@ -221,4 +222,16 @@ def fake_adapters(
         metrics=FakeMetrics(),
         hooks=FakeHooks(),
         alerts=FakeAlerts(),
+    )
+
+
+def initial_state(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A Rollout's state after its first release promoted `props`' template."""
+    return rollout.outputs(
+        props,
+        phase="Succeeded",
+        promotion=rollout.INITIAL_PROMOTION,
+        promoted=props["podTemplate"],
+        history=[],
+        rollout_id="first",
     )

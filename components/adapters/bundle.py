@@ -10,7 +10,7 @@ from .alerts import Notifier
 from .cluster import API_BACKOFF, Cluster
 from .kube import Connections
 from .ports import AlertsPort, ClusterPort, HooksPort, MetricsPort
-from .prometheus import PrometheusClient
+from .prometheus import QUERY_BACKOFF, WATCH_BACKOFF, PrometheusClient
 from .pushgateway import Pushgateway
 from .records import RecordStore
 from .retry import Backoff, RetryCounter
@@ -30,6 +30,9 @@ class Adapters:
     """Retries the adapters made since the scheduler last looked, for its progress lines."""
     pushgateway: Pushgateway | None = None
     """Where the release's metrics go, in Flagger's names; None: not pushed."""
+    critical_metrics: MetricsPort | None = None
+    """The critical watch's queries: the same Prometheus, retried for a few seconds only;
+    None: the release is not watched between checks."""
 
     @classmethod
     def connect(
@@ -46,16 +49,21 @@ class Adapters:
         retries = RetryCounter()
         cluster = Cluster(connections, release, backoff=cluster_backoff, retries=retries)
         endpoints = connections.endpoints(release.namespace)
-        return cls(
-            cluster=cluster,
-            records=RecordStore(cluster, release.name, release.namespace, now),
-            metrics=PrometheusClient(
+
+        def prometheus(backoff: Backoff) -> PrometheusClient:
+            return PrometheusClient(
                 endpoints,
                 release.spec.metrics_address,
                 namespace=release.namespace,
                 secrets=cluster.read_secret,
+                backoff=backoff,
                 retries=retries,
-            ),
+            )
+
+        return cls(
+            cluster=cluster,
+            records=RecordStore(cluster, release.name, release.namespace, now),
+            metrics=prometheus(QUERY_BACKOFF),
             hooks=WebhookCaller(
                 endpoints,
                 name=release.name,
@@ -66,4 +74,5 @@ class Adapters:
             alerts=Notifier(endpoints, release, secrets=cluster.read_secret),
             retries=retries,
             pushgateway=Pushgateway(endpoints.request, pushgateway) if pushgateway else None,
+            critical_metrics=prometheus(WATCH_BACKOFF),
         )

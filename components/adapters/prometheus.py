@@ -30,6 +30,9 @@ from .webhooks import excerpt, transport_failure
 AVAILABILITY_QUERY = "vector(1)"
 # A query keeps retrying a busy or unreachable Prometheus this long, well within a check.
 QUERY_BACKOFF = Backoff(budget=10.0, base=0.25, cap=2.0)
+# A critical watch's query gives up after a few seconds, as "no answer": the next scrape asks
+# again, and a Prometheus that stays down fails the normal checks.
+WATCH_BACKOFF = Backoff(budget=3.0, base=0.25, cap=1.0)
 
 SecretReader = Callable[[str, str], Mapping[str, str]]
 """(namespace, name) -> the data of a Kubernetes Secret, decoded."""

@@ -4,6 +4,7 @@ No I/O here: every function is a decision over values, so the gate, the rehearsa
 tests replay the same code with chosen inputs and clocks.
 """
 
+from .critical import Breach, breach, critical_rollback
 from .engine import (
     Check,
     CheckKind,
@@ -21,6 +22,7 @@ from .readiness import Condition, Readiness, ReadinessState, WorkloadStatus, rea
 from .review import images_of, review, template_change, value_text
 
 __all__ = [
+    "Breach",
     "Check",
     "CheckKind",
     "CheckResult",
@@ -36,8 +38,10 @@ __all__ = [
     "WorkloadStatus",
     "advance",
     "begin",
+    "breach",
     "canary_weights",
     "checks",
+    "critical_rollback",
     "images_of",
     "plan",
     "readiness",

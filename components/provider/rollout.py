@@ -28,6 +28,7 @@ from ..errors import PermanentError, ReleaseFailed
 from ..routing import primary_deployment
 from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
 from ..spec import ReleaseSpec, SpecError, integral, template_revision
+from ..spec.critical import Critical
 from ..spec.timing import Timing
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
@@ -45,7 +46,11 @@ INPUT_KEYS = (
     "pushgateway",
     "plan",
     "declaredUids",
+    "critical",
+    "scrapeInterval",
 )
+# The inputs `GateInputs` validates: while one is unknown, validation waits for `pulumi up`.
+VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrapeInterval")
 # Outputs a Rollout adds to its inputs. None of them is derived from `kubeconfig`: the engine
 # re-marks as secret only outputs whose key matches a secret input. None of them is an input
 # either: at preview the engine shows a changed Rollout's inputs as its outputs and these as
@@ -90,18 +95,22 @@ def pod_template(props: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class GateInputs:
-    """The Rollout's inputs, validated once: the release, its timing and its revision."""
+    """The Rollout's inputs, validated once: the release, its timing, its revision and its
+    critical conditions."""
 
     release: ReleaseSpec
     timing: Timing
     template: Mapping[str, Any]
     revision: str
+    critical: Critical
 
     @classmethod
     def of(cls, props: Mapping[str, Any]) -> GateInputs:
         """Raises SpecError naming every bad field, the gate's own options included."""
         interval, deadline = props.get("interval") or None, props.get("deadlineSeconds")
+        critical, scrape = props.get("critical"), props.get("scrapeInterval")
         problems = Timing.problems(interval=interval, deadline_seconds=deadline)
+        problems += Critical.problems(None, critical=critical, scrape_interval=scrape)
         try:
             release = ReleaseSpec.parse(
                 canary=integral(props.get("canary") or {}),
@@ -116,7 +125,9 @@ class GateInputs:
             raise SpecError(problems)
         timing = Timing.of(release.spec.analysis, interval=interval, deadline_seconds=deadline)
         template = integral(pod_template(props))
-        return cls(release, timing, template, template_revision(template))
+        # Also checks that the conditions name metrics of the release.
+        conditions = Critical.of(release, critical=critical, scrape_interval=scrape)
+        return cls(release, timing, template, template_revision(template), conditions)
 
     @property
     def what(self) -> str:
@@ -224,6 +235,7 @@ def _scheduler(
             timing=gate.timing,
             clock=clock,
             gate=rollout_id or None,
+            critical=gate.critical,
         )
 
 
@@ -239,9 +251,7 @@ class RolloutProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         """Validates the spec without the network; parts unknown at preview are skipped."""
         failures = _option_problems(news)
-        if not any(
-            has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval", "deadlineSeconds")
-        ):
+        if not any(has_unknown(news.get(key)) for key in VALIDATED_KEYS):
             try:
                 gate = GateInputs.of(news)
             except SpecError as error:
@@ -269,9 +279,7 @@ class RolloutProvider(dyn.ResourceProvider):
         if has_unknown(template):
             return dyn.DiffResult(changes=True, replaces=[])
         if template_revision(template) != olds.get("revision"):
-            if not any(
-                has_unknown(news.get(key)) for key in (*SPEC_KEYS, "interval", "deadlineSeconds")
-            ):
+            if not any(has_unknown(news.get(key)) for key in VALIDATED_KEYS):
                 gate = GateInputs.of(news)
                 print_progress(
                     review(
@@ -569,6 +577,13 @@ class GateOptions:
     pushgateway: pulumi.Input[str] | None = None
     """A Prometheus Pushgateway that receives the release's metrics in Flagger's names, e.g.
     `http://prometheus-pushgateway.monitoring:9091` (in-cluster, through the API server)."""
+    critical: pulumi.Input[str] | None = None
+    """Critical conditions, watched between checks, that roll back at once when breached:
+    `request-success-rate < 50, request-duration > 2000`, or `off`. Overrides the Canary's
+    `canary.pulumi.com/critical` annotation; default `request-success-rate < 50`."""
+    scrape_interval: pulumi.Input[str] | None = None
+    """How often Prometheus scrapes the mesh: the watch runs each critical query once per
+    scrape. Overrides `canary.pulumi.com/scrape-interval`; default 15s, as Istio's."""
 
     def props(self) -> dict[str, Any]:
         return {
@@ -578,6 +593,8 @@ class GateOptions:
             "interval": self.interval,
             "retryFailed": self.retry_failed,
             "pushgateway": self.pushgateway,
+            "critical": self.critical,
+            "scrapeInterval": self.scrape_interval,
         }
 
 

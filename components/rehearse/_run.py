@@ -34,6 +34,7 @@ from ..routing import (
 )
 from ..scheduler import SYSTEM_CLOCK, ReleaseReport, Scheduler, stop_all
 from ..spec import ReleaseSpec, SpecError, Strategy, template_revision
+from ..spec.critical import Critical
 from ..spec.timing import Timing
 from .testbed import Fault, RequestClass, TestBed
 
@@ -127,7 +128,11 @@ def rehearse(
                 now=SYSTEM_CLOCK.now,
                 pushgateway=pushgateway,
             )
-            scheduler = Scheduler(release, adapters, revision=revision, timing=timing)
+            # Watched at the cadence the bed's Prometheus scrapes, whatever the Canary says.
+            critical = Critical.of(release, scrape_interval=bed.prometheus.scrape_interval)
+            scheduler = Scheduler(
+                release, adapters, revision=revision, timing=timing, critical=critical
+            )
             report = scheduler.analyse()
             if report.promoted:
                 _promote(Cluster(connections, release), release, timing.interval_seconds)

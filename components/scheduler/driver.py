@@ -43,6 +43,7 @@ from ..analysis import (
     advance,
     begin,
     checks,
+    critical_rollback,
     plan,
     readiness,
     value_text,
@@ -50,10 +51,12 @@ from ..analysis import (
 from ..errors import ReleaseInterrupted, TemporaryError
 from ..routing import TrafficState
 from ..spec import HookType, ReleaseSpec, Strategy, format_seconds
+from ..spec.critical import Critical
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
 from .report import CheckEntry, ReleaseReport
+from .watch import CriticalWatch
 
 # How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
 CLEANUP_SECONDS = 30.0
@@ -80,6 +83,7 @@ class Scheduler:
         clock: Clock = SYSTEM_CLOCK,
         cleanup_seconds: float = CLEANUP_SECONDS,
         gate: str | None = None,
+        critical: Critical | None = None,
     ) -> None:
         self.release = release
         self.io = adapters
@@ -92,6 +96,14 @@ class Scheduler:
         self.gate = gate
         self.lines: list[str] = []
         """Every progress line of this scheduler's runs, without the release's name."""
+        # Watched between checks; by default as the Canary's annotations say.
+        self.critical = critical if critical is not None else Critical.of(release)
+        self._watch = CriticalWatch(
+            self.critical.queries(release),
+            adapters.critical_metrics,
+            clock,
+            self.critical.scrape_seconds,
+        )
         # Each run deals its own sticky cookie: a retry of the same template must not send the
         # holders of a failed run's cookie straight back to the canary.
         self._cookie = uuid.uuid4().hex[:16]
@@ -155,6 +167,8 @@ class Scheduler:
     ) -> Generator[float, None, ReleaseState]:
         decision = begin(self.plan)
         scaled_at = self.clock.now()
+        if self._watch.active and not self.plan.skip_analysis:
+            self._say(f"watching {self.critical.describe()}: a breach rolls back at once")
         while True:
             if decision.scale_canary_up:
                 scaled_at = self.clock.now()
@@ -163,7 +177,10 @@ class Scheduler:
             if state.done:
                 return state
             if state.phase is not Phase.WAITING and state.step >= 0:
-                yield self.plan.interval_seconds
+                breach = yield from self._watch.wait(self.plan.interval_seconds)
+                if breach is not None:
+                    decision = critical_rollback(state, breach)
+                    continue
             elif state.held_since is not None:
                 yield min(self.plan.interval_seconds, HOLD_POLL_SECONDS)
             ticked = self.clock.now()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
+
+from .errors import Problem
 
 # Flagger's `^[0-9]+(m|s)` prefix, then Go duration parts; also a JSON-schema (ECMA) pattern.
 DURATION_PATTERN = r"^(?=[0-9]+(?:m|s))(?:[0-9]+(?:\.[0-9]+)?(?:ms|h|m|s))+$"
@@ -39,6 +41,17 @@ def positive_seconds(text: str) -> float:
     if seconds <= 0:
         raise ValueError("must be longer than 0s")
     return seconds
+
+
+def duration_problems(value: Any, path: str) -> list[Problem]:
+    """What is wrong with an option that must be a duration longer than zero, at `path`."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError("must be a duration string such as 30s or 1m")
+        positive_seconds(value)
+    except ValueError as error:
+        return [Problem(path, str(error), value, True)]
+    return []
 
 
 def _check(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
+from .critical import annotation_problems
 from .errors import Problem, SpecError
 from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
 from .templates import AlertProvider, MetricTemplate
@@ -58,6 +59,7 @@ class ReleaseSpec:
             *self._autoscaler_problems(),
             *self._reference_problems(),
             *self._tcp_problems(),
+            *annotation_problems(self.canary.metadata, self.spec.analysis),
         ]
         if problems:
             raise SpecError(problems)
@@ -205,11 +207,12 @@ class ReleaseSpec:
         the metric's interval unless the timing overrides it."""
         ordered = sorted(self.spec.analysis.metrics, key=lambda m: m.name not in BUILTIN_METRICS)
         return [
-            self._query(metric, timing.window(metric) if timing else metric.interval)
+            self.query(metric, timing.window(metric) if timing else metric.interval)
             for metric in ordered
         ]
 
-    def _query(self, metric: Metric, window: str) -> MetricQuery:
+    def query(self, metric: Metric, window: str) -> MetricQuery:
+        """`metric`'s query for this release, its range `{{ interval }}` set to `window`."""
         template = self.template_for(metric)
         if metric.name in BUILTIN_METRICS and template is None and not metric.query:
             text = BUILTIN_QUERIES[metric.name]
@@ -230,7 +233,7 @@ class ReleaseSpec:
         for index, metric in enumerate(self.spec.analysis.metrics):
             path = f"spec.analysis.metrics[{index}]"
             try:
-                check_syntax(self._query(metric, metric.interval).query)
+                check_syntax(self.query(metric, metric.interval).query)
             except (KeyError, ValueError) as error:
                 reason = error.args[0] if error.args else str(error)
                 problems.append(Problem(path, f"metric {metric.name!r}: {reason}"))

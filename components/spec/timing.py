@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .canary import Analysis, Metric
-from .durations import format_seconds, positive_seconds
+from .durations import duration_problems, format_seconds, positive_seconds
 from .errors import Problem, SpecError
 
 # A record whose heartbeat is older than this many intervals (at least STALE_FLOOR_SECONDS)
@@ -71,12 +71,7 @@ class Timing:
         """What is wrong with the overrides, also when the spec they apply to is invalid."""
         problems = []
         if interval is not None and interval != "":
-            try:
-                if not isinstance(interval, str):
-                    raise ValueError("must be a duration string such as 30s or 1m")
-                positive_seconds(interval)
-            except ValueError as error:
-                problems.append(Problem(interval_field, str(error), interval, True))
+            problems += duration_problems(interval, interval_field)
         if deadline_seconds is not None and (
             isinstance(deadline_seconds, bool)
             or not isinstance(deadline_seconds, (int, float))

@@ -16,7 +16,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components.provider.rollout import outputs
+from tests.fakes import initial_state
 from tests.provider.dynamic_server import PROVIDER, DynamicServer, plain, struct, urn
 
 URN = urn("podinfo")
@@ -86,14 +86,7 @@ def test_diff_over_the_wire(
 ) -> None:
     configure(stub)
     olds = {
-        **outputs(
-            props,
-            phase="Succeeded",
-            promotion="initial",
-            promoted=props["podTemplate"],
-            history=[],
-            rollout_id="r1",
-        ),
+        **initial_state(props),
         "__provider": props["__provider"],
     }
     same = stub.Diff(

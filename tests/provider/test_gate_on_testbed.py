@@ -63,17 +63,7 @@ def release_record(bed: TestBed, release: ReleaseSpec) -> dict[str, Any] | None:
 
 def canary_weight(bed: TestBed, release: ReleaseSpec) -> int:
     """The share of the apex's traffic the VirtualService routes to the canary Service."""
-    path = (
-        f"/apis/networking.istio.io/v1/namespaces/{release.namespace}"
-        f"/virtualservices/{release.service}"
-    )
-    virtual_service = bed.kube.get(path) or {}
-    return sum(
-        int(destination.get("weight", 0))
-        for route in (virtual_service.get("spec") or {}).get("http") or []
-        for destination in route.get("route") or []
-        if destination["destination"]["host"].split(".")[0] == release.canary_service
-    )
+    return bed.canary_weight(release)
 
 
 def wait_mid_analysis(bed: TestBed, release: ReleaseSpec) -> None:

@@ -26,7 +26,7 @@ from components.errors import ReleaseFailed
 from components.provider import rollout
 from components.provider.rollout import GateInputs, RolloutProvider
 from components.spec import template_revision
-from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters
+from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters, initial_state
 
 
 def unknown() -> Any:
@@ -143,15 +143,7 @@ def test_check_never_echoes_the_kubeconfig(props: dict[str, Any]) -> None:
 # -- diff -------------------------------------------------------------------------------------
 
 
-def state_of(props: dict[str, Any]) -> dict[str, Any]:
-    return rollout.outputs(
-        props,
-        phase="Succeeded",
-        promotion=rollout.INITIAL_PROMOTION,
-        promoted=props["podTemplate"],
-        history=[],
-        rollout_id="first",
-    )
+state_of = initial_state
 
 
 def test_diff_nothing_changed(props: dict[str, Any]) -> None:

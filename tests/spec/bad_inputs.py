@@ -93,6 +93,13 @@ def deployment(**fields: Any) -> Edit:
     return edit
 
 
+def annotation(key: str, value: Any) -> Edit:
+    def edit(kwargs: dict[str, Any]) -> None:
+        kwargs["canary"]["metadata"].setdefault("annotations", {})[key] = value
+
+    return edit
+
+
 def template_query(query: str) -> Edit:
     def edit(kwargs: dict[str, Any]) -> None:
         kwargs["metric_templates"][0]["spec"]["query"] = query
@@ -101,6 +108,8 @@ def template_query(query: str) -> Edit:
 
 
 A = "spec.analysis"
+CRITICAL = "canary.pulumi.com/critical"
+SCRAPE = "canary.pulumi.com/scrape-interval"
 BAD_INPUTS = [
     BadInput("step-weight-over-100", analysis(stepWeight=150), f"{A}.stepWeight", 150, "100"),
     BadInput("max-weight-over-100", analysis(maxWeight=101), f"{A}.maxWeight", 101, "100"),
@@ -342,5 +351,48 @@ BAD_INPUTS = [
         "deployment",
         "apps/v1/StatefulSet",
         "must be an apps/v1 Deployment",
+    ),
+    BadInput(
+        "critical-bad-operator",
+        annotation(CRITICAL, "request-success-rate << 50"),
+        f'metadata.annotations["{CRITICAL}"]',
+        "request-success-rate << 50",
+        "condition 1 'request-success-rate << 50': must be METRIC < NUMBER",
+    ),
+    BadInput(
+        "critical-unknown-metric",
+        annotation(CRITICAL, "request-success-rate < 50, error-rat > 5"),
+        f'metadata.annotations["{CRITICAL}"]',
+        "request-success-rate < 50, error-rat > 5",
+        "condition 2 'error-rat > 5': 'error-rat' is neither built in nor in spec.analysis.metrics "
+        "(known: request-success-rate, request-duration, error-rate)",
+    ),
+    BadInput(
+        "critical-empty",
+        annotation(CRITICAL, " "),
+        f'metadata.annotations["{CRITICAL}"]',
+        " ",
+        "must list conditions",
+    ),
+    BadInput(
+        "critical-off-with-conditions",
+        annotation(CRITICAL, "off, request-duration > 2000"),
+        f'metadata.annotations["{CRITICAL}"]',
+        "off, request-duration > 2000",
+        "'off' stands alone",
+    ),
+    BadInput(
+        "scrape-interval-not-a-duration",
+        annotation(SCRAPE, "15"),
+        f'metadata.annotations["{SCRAPE}"]',
+        "15",
+        "duration",
+    ),
+    BadInput(
+        "scrape-interval-zero",
+        annotation(SCRAPE, "0s"),
+        f'metadata.annotations["{SCRAPE}"]',
+        "0s",
+        "longer than 0s",
     ),
 ]

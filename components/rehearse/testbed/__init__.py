@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import kmock  # noqa: F401 (the test bed's emulator; only the `rehearse` extra installs it)
@@ -29,6 +29,9 @@ from .mesh import Fault, MeshSimulator, RequestClass
 from .prometheus import PrometheusServer
 from .pushgateway import PushgatewayServer
 from .receivers import AlertReceiver, LoadTester, Received
+
+if TYPE_CHECKING:
+    from ...spec import ReleaseSpec
 
 __all__ = [
     "AlertReceiver",
@@ -113,6 +116,21 @@ class TestBed:
         if self._pushgateway is None:
             raise RuntimeError("the test bed is not running")
         return self._pushgateway
+
+    def canary_weight(self, release: ReleaseSpec) -> int:
+        """The share of the apex's traffic the VirtualService routes to the canary Service now,
+        as the emulator holds it: for tests and benchmarks that watch a release from outside."""
+        path = (
+            f"/apis/networking.istio.io/v1/namespaces/{release.namespace}"
+            f"/virtualservices/{release.service}"
+        )
+        virtual_service = self.kube.get(path) or {}
+        return sum(
+            int(destination.get("weight", 0))
+            for route in (virtual_service.get("spec") or {}).get("http") or []
+            for destination in route.get("route") or []
+            if destination["destination"]["host"].split(".")[0] == release.canary_service
+        )
 
     def __enter__(self) -> TestBed:
         stack = self._stack
