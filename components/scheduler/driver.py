@@ -51,7 +51,14 @@ from ..spec import HookType, ReleaseSpec
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
-from .report import CheckEntry, ReleaseReport
+from .report import (
+    CheckEntry,
+    DecisionEntry,
+    MetricEntry,
+    PlanEntry,
+    ReleaseReport,
+    WebhookEntry,
+)
 
 # How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
 CLEANUP_SECONDS = 30.0
@@ -95,6 +102,8 @@ class Scheduler:
         self._last_check: dict[str, CheckValue] = {}
         self._deadline: float | None = None
         self._metrics = MetricsState()
+        self.report: ReleaseReport | None = None
+        """The last analysis's report; a promotion's finalising adds its webhook calls."""
 
     @property
     def name(self) -> str:
@@ -127,7 +136,16 @@ class Scheduler:
         releases; `analyse` drives it alone."""
         started = self.clock.now()
         self._deadline = started + self.plan.deadline_seconds
-        report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
+        report = ReleaseReport(
+            outcome="",
+            strategy=str(self.plan.strategy),
+            name=self.name,
+            namespace=self.release.namespace,
+            revision=self.revision,
+            started_at=started,
+            plan=PlanEntry.of(self.plan),
+        )
+        self.report = report
         self._adopt(self.io.records.claim(self.timing.stale_after_seconds))
         self._start_from_rest()
         try:
@@ -139,9 +157,10 @@ class Scheduler:
             raise
         report.outcome = "promoted" if state.phase is Phase.PROMOTING else "rolled_back"
         report.failed_checks = state.failed_checks
-        report.iterations = state.iterations
+        report.steps_run = state.step + 1
         report.reason = state.reason if state.phase is Phase.FAILED else None
-        report.duration_s = round(self.clock.now() - started, 3)
+        report.ended_at = self.clock.now()
+        report.duration_s = report.since_start(report.ended_at)
         return report
 
     def _ticks(
@@ -331,6 +350,7 @@ class Scheduler:
         state = decision.state
         if state.phase is Phase.FAILED:
             self._metrics = self._metrics.after_outcome(self.plan.strategy, succeeded=False)
+        decided = self.clock.now()
         for event in decision.events:  # said first, so the intent's write carries them
             self._say(event.message)
         # The intent first: its write fails if another run took the release over, and then
@@ -355,6 +375,17 @@ class Scheduler:
         elif decision.traffic is not None:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
+        report.decisions += [
+            DecisionEntry(
+                at=decided,
+                since_start_s=report.since_start(decided),
+                severity=event.severity,
+                message=event.message,
+                phase=str(state.phase),
+                weight=self._traffic.canary_weight,
+            )
+            for event in decision.events
+        ]
         for event in decision.events:
             if event.severity != "info" or state.phase is not Phase.WAITING:
                 self._alert(event.severity, event.message)
@@ -374,15 +405,29 @@ class Scheduler:
             result = self._check(check, scaled_at)
             results.append(result)
             if check.kind is CheckKind.METRICS:
-                report.checks.append(
-                    CheckEntry(
-                        self._traffic.canary_weight, state.iterations, result.metrics, result.passed
-                    )
-                )
-                self._say(self._metrics_line(result))
+                report.checks.append(self._check_entry(state, result, report))
+                self._say(self._metrics_line(state, result))
             if result.blocks:
                 break
         return results
+
+    def _check_entry(
+        self, state: ReleaseState, result: CheckResult, report: ReleaseReport
+    ) -> CheckEntry:
+        now = self.clock.now()
+        metrics = {
+            name: MetricEntry(value.value, *self._bounds(name), value.passed)
+            for name, value in self._last_check.items()
+        }
+        return CheckEntry(
+            at=now,
+            since_start_s=report.since_start(now),
+            step=state.step + 1,
+            weight=self._traffic.canary_weight,
+            routing=self.plan.routing(state.step),
+            metrics=metrics,
+            passed=result.passed,
+        )
 
     def _check(self, check: Check, scaled_at: float) -> CheckResult:
         if check.kind is CheckKind.READINESS:
@@ -456,17 +501,39 @@ class Scheduler:
     def _call_hooks(
         self, hook_type: HookType, phase: str, *, stop_at_failure: bool
     ) -> list[WebhookResult]:
+        """Calls the hooks of one type in order; each says its outcome in one line
+        (`load-test (rollout) -> 202 in 12 ms`) and goes into the report."""
         outcomes = []
         for hook in self.release.spec.analysis.hooks(hook_type):
-            outcome = self.io.hooks.call(hook, phase_for(hook_type, phase))
+            sent = phase_for(hook_type, phase)
+            outcome = self.io.hooks.call(hook, sent)
             outcomes.append(outcome)
+            self._say(outcome.describe())
+            if self.report is not None:
+                now = self.clock.now()
+                self.report.webhooks.append(
+                    WebhookEntry(
+                        at=now,
+                        since_start_s=self.report.since_start(now),
+                        name=outcome.name,
+                        type=str(outcome.type),
+                        phase=sent,
+                        status=outcome.status,
+                        passed=outcome.passed,
+                        reason=outcome.reason,
+                        elapsed_s=round(outcome.elapsed, 4),
+                        attempts=outcome.attempts,
+                    )
+                )
             if not outcome.passed and stop_at_failure:
                 break
         return outcomes
 
     def _run_hooks(self, hook_type: HookType, phase: str) -> None:
+        """Hooks whose failure does not change the outcome (post-rollout): a reason cut short
+        in the outcome line is said whole."""
         for outcome in self._call_hooks(hook_type, phase, stop_at_failure=False):
-            if not outcome.passed:
+            if not outcome.passed and outcome.reason and outcome.reason not in outcome.describe():
                 self._say(f"{hook_type} hook {outcome.name}: {outcome.reason}")
 
     def _alert(self, severity: Severity, text: str) -> None:
@@ -572,7 +639,9 @@ class Scheduler:
 
     # -- lines ----------------------------------------------------------------------------------
 
-    def _metrics_line(self, result: CheckResult) -> str:
+    def _metrics_line(self, state: ReleaseState, result: CheckResult) -> str:
+        """`weight 20%: request-success-rate 99.9 (>= 99), ... -> pass`; A/B and blue/green
+        lines say the iteration and what it routes where instead of a weight."""
         parts = []
         for query in self.release.metric_queries(self.timing):
             value = result.metrics.get(query.metric.name)
@@ -580,10 +649,10 @@ class Scheduler:
             shown = "no data" if value is None else f"{value:.4g}"
             parts.append(f"{query.metric.name} {shown} ({bounds.describe() if bounds else 'any'})")
         verdict = "pass" if result.passed else "FAIL"
-        weight = self._traffic.canary_weight
         retried = self.io.retries.take()
         retries = f" ({retried} retried calls)" if retried else ""
-        return f"weight {weight}%: {', '.join(parts)} -> {verdict}{retries}"
+        label = self.plan.step_label(state.step)
+        return f"{label}: {', '.join(parts)} -> {verdict}{retries}"
 
     def _target_name(self) -> str:
         return f"Deployment/{self.release.target}.{self.release.namespace}"

@@ -98,7 +98,9 @@ def test_ab_promotes_after_iterations_with_only_matched_traffic_on_the_canary(
     report = rehearsed(release(canary), bed=bed)
     assert report.outcome == "promoted"
     assert report.strategy == "ab"
-    assert report.iterations == 3
+    assert report.steps_run == 3
+    assert all(check.routing == "matched traffic (x-user-type: beta) -> canary"
+               for check in report.checks)  # fmt: skip
     assert bed.mesh.routed("podinfo", "beta") > 0
     assert bed.mesh.routed("podinfo", "default") == 0
 
@@ -111,6 +113,9 @@ def test_bluegreen_promotes_after_iterations(bed: TestBed) -> None:
     assert report.outcome == "promoted"
     assert report.strategy == "bluegreen"
     assert report.canary_weights == [0, 0, 0]
+    assert {check.routing for check in report.checks} == {
+        "primary serves all, canary tested directly"
+    }
 
 
 def test_mirroring_sends_copies_to_the_canary_then_steps(bed: TestBed) -> None:
@@ -128,9 +133,12 @@ def test_failing_webhook_rolls_back(bed: TestBed) -> None:
             "metadata": {"type": "bash", "cmd": "exit 3"},
         }
     ]
+    bed.loadtester.forced_status = 500  # the stand-in runs no command: it is told to fail
     report = rehearsed(release(tutorial(threshold=2, webhooks=hooks)), bed=bed)
     assert report.outcome == "rolled_back"
     assert "smoke" in (report.reason or "")
+    failed = [call for call in report.webhooks if call.name == "smoke"]
+    assert failed and all((call.status, call.passed) == (500, False) for call in failed)
 
 
 def test_timing_out_webhook_rolls_back(bed: TestBed) -> None:
@@ -142,9 +150,11 @@ def test_timing_out_webhook_rolls_back(bed: TestBed) -> None:
             "metadata": {"type": "bash", "cmd": "sleep 3"},
         }
     ]
+    bed.loadtester.delay = 3.0
     report = rehearsed(release(tutorial(threshold=1, webhooks=hooks)), bed=bed)
     assert report.outcome == "rolled_back"
     assert "timed out" in (report.reason or "")
+    assert report.webhooks[-1].status is None
 
 
 def test_closed_confirm_gate_holds_until_the_deadline(bed: TestBed) -> None:
