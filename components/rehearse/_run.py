@@ -146,12 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     release_plan = plan(release.spec, timing)
     for line in _output.header(release, release_plan, revision, fault, args.pushgateway):
         print(line, flush=True)
-    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt)
     try:
         rehearsal = run_rehearsal(release, fault, timing=timing, pushgateway=pushgateway)
     except ReleaseInterrupted:
         print("interrupted: the rehearsal stopped and its test bed is gone", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
     written = _write_reports(args, release, rehearsal)
     terminal = sys.stdout.isatty()
     for line in _output.summary(release, rehearsal, written, terminal=terminal):

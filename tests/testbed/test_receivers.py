@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from components.rehearse.testbed import AlertReceiver, LoadTester
+from components.rehearse.testbed import AlertReceiver, LoadTester, LocalOnly
+from components.rehearse.testbed.outside import ORIGINAL_URL_HEADER, shown
 from components.rehearse.testbed.receivers import HEY_UNBOUNDED_QPS, parse_hey
 
 pytestmark = pytest.mark.testbed
@@ -112,3 +113,27 @@ def test_alert_receiver_records_posts() -> None:
         assert [(r.path, r.body) for r in alerts.requests] == [
             ("/slack", {"text": "Canary failed"})
         ]
+
+
+def test_outside_addresses_are_answered_by_the_receiver_and_remembered() -> None:
+    said: list[str] = []
+    with AlertReceiver() as receiver, LoadTester() as bed_server:
+        local = LocalOnly(receiver.url, local=[bed_server.url], on_answered=said.append)
+        with httpx.Client(transport=local.transport(True)) as client:
+            for _ in range(2):
+                answer = client.post(
+                    "https://hooks.slack.com/services/T0/B0/S3CRET?x=1", json={"text": "hi"}
+                )
+                assert (answer.status_code, answer.text) == (200, "ok")
+            assert client.post(bed_server.url + "/gate/check").status_code == 200
+        (received,) = {(r.path, r.headers[ORIGINAL_URL_HEADER]) for r in receiver.requests}
+        assert received == ("/services/T0/B0/S3CRET", "https://hooks.slack.com/...")
+        assert receiver.requests[0].body == {"text": "hi"}
+        assert [r.path for r in bed_server.requests] == ["/gate/check"]  # the bed's own passes
+    assert said == ["https://hooks.slack.com/..."]  # once per address
+    assert local.answered == {"https://hooks.slack.com/...": 2}
+
+
+def test_a_hooks_path_is_never_shown() -> None:
+    assert shown("https://hooks.slack.com/services/T/B/secret") == "https://hooks.slack.com/..."
+    assert shown("http://alertmanager.monitoring:9093") == "http://alertmanager.monitoring:9093/"
