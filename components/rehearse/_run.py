@@ -454,8 +454,11 @@ def _tutorial_queries(
     status = 1 if report.promoted else 2
     final = f'flagger_canary_status{{name="{name}"}} == {status}'
     deadline = time.monotonic() + QUERY_WAIT_SECONDS
-    while not _query(bed, final) and time.monotonic() < deadline:
-        time.sleep(0.25)
+    try:
+        while not _query(bed, final) and time.monotonic() < deadline:
+            time.sleep(0.25)
+    except httpx.HTTPError:
+        pass  # each query below says it got no answer
     answers = []
     for query in _output.tutorial_queries(name):
         metric, _, selector = query.partition("{")
