@@ -23,7 +23,7 @@ from ..spec import REQUEST_DURATION, ReleaseSpec, format_seconds
 from ..spec.hosts import is_in_cluster
 from .testbed.mesh import Fault
 from .testbed.outside import shown
-from .testbed.receivers import BLOCKING_TYPES, parse_hey
+from .testbed.receivers import BLOCKING_TYPES, LoadTest, parse_hey
 
 if TYPE_CHECKING:
     from ._run import Rehearsal
@@ -91,6 +91,20 @@ def _hook_lines(name: str, hook_type: str, url: str, metadata: Mapping[str, Any]
         answer = "200" if kind in BLOCKING_TYPES else "202"
         lines.append(f"           recorded, not run; answered {answer}")
     return lines
+
+
+def load_test_line(test: LoadTest) -> str | None:
+    """`loadtester: hey not run; 20 req/s to podinfo-canary.default for 1m in the mesh`,
+    `loadtester (bash): recorded, not run: ...` for other commands; None for a hey whose
+    traffic still runs (flagger-loadtester runs a queued command once)."""
+    if test.run is None:
+        return f"loadtester ({test.type}): recorded, not run: {test.command}"
+    if not test.sent:
+        return None
+    return (
+        f"loadtester: hey not run; {test.run.rps:g} req/s to {test.run.host} for "
+        f"{format_seconds(test.run.seconds)} in the mesh"
+    )
 
 
 def _shown_url(url: str) -> str:
@@ -226,7 +240,7 @@ def summary(
     lines += _load_test_lines(rehearsal, release)
     for url, calls in rehearsal.answered_locally.items():
         times = "once" if calls == 1 else f"{calls} times"
-        lines.append(f"answered locally: {url} ({times}); nothing left the machine")
+        lines.append(f"answered locally, never called: {url} ({times})")
     lines += _alert_lines(rehearsal)
     if written:
         lines.append("report written to " + ", ".join(written))

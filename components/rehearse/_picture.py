@@ -293,4 +293,5 @@ img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; } td.fail { color: #b00020; font-weight: 600; }
+td:first-child { white-space: nowrap; }
 """.strip()

@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_picture_library()
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
+        if "no AlertProvider" in str(error):
+            print("hint: pass each AlertProvider with --alert-provider FILE", file=sys.stderr)
         return EXIT_INVALID
     except (OSError, yaml.YAMLError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -307,7 +309,13 @@ def _on_bed(  # noqa: PLR0917 (run_rehearsal's arguments, passed on)
     def answered(url: str) -> None:
         progress(f"{release.name}: would have called {url} — answered locally")
 
+    def recorded(test: LoadTest) -> None:
+        line = _output.load_test_line(test)
+        if line is not None:
+            progress(f"{release.name}: {line}")
+
     local = bed.local_only(allowed=allowed, on_answered=answered)
+    bed.loadtester.on_command = recorded
     access = KubeAccess(kubeconfig=bed.kubeconfig.read_text())
     alerts: list[AlertEntry] = []
     with Connections(access, transports=local.transport) as connections:
@@ -324,6 +332,7 @@ def _on_bed(  # noqa: PLR0917 (run_rehearsal's arguments, passed on)
         if report.promoted:
             _promote(Cluster(connections, release), release, timing.interval_seconds)
             scheduler.finalise()
+    bed.loadtester.on_command = None
     routed_after = _load_test_routed(bed, release)
     for alert in alerts:
         alert.since_start_s = report.since_start(alert.at)
@@ -449,10 +458,15 @@ def _load_test_json(test: LoadTest, report: ReleaseReport) -> dict[str, Any]:
 def _tutorial_queries(
     bed: TestBed, release: ReleaseSpec, report: ReleaseReport
 ) -> list[_output.QueryAnswer]:
-    """The tutorial's three queries, once the bed's Prometheus has scraped the last push."""
+    """The tutorial's three queries, once the bed's Prometheus has scraped the last push: the
+    outcome's status with all traffic back on the primary (a promotion reads 1 while it is
+    still finalising, too)."""
     name = release.target
     status = 1 if report.promoted else 2
-    final = f'flagger_canary_status{{name="{name}"}} == {status}'
+    final = (
+        f'flagger_canary_status{{name="{name}"}} == {status} and on(name) '
+        f'(flagger_canary_weight{{name="{name}",workload="{name}"}} == 0)'
+    )
     deadline = time.monotonic() + QUERY_WAIT_SECONDS
     try:
         while not _query(bed, final) and time.monotonic() < deadline:

@@ -51,14 +51,7 @@ from ..spec import HookType, ReleaseSpec
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
-from .report import (
-    CheckEntry,
-    DecisionEntry,
-    MetricEntry,
-    PlanEntry,
-    ReleaseReport,
-    WebhookEntry,
-)
+from .report import CheckEntry, MetricEntry, PlanEntry, ReleaseReport
 
 # How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
 CLEANUP_SECONDS = 30.0
@@ -375,17 +368,8 @@ class Scheduler:
         elif decision.traffic is not None:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
-        report.decisions += [
-            DecisionEntry(
-                at=decided,
-                since_start_s=report.since_start(decided),
-                severity=event.severity,
-                message=event.message,
-                phase=str(state.phase),
-                weight=self._traffic.canary_weight,
-            )
-            for event in decision.events
-        ]
+        for event in decision.events:
+            report.add_decision(event, state.phase, self._traffic.canary_weight, decided)
         for event in decision.events:
             if event.severity != "info" or state.phase is not Phase.WAITING:
                 self._alert(event.severity, event.message)
@@ -510,21 +494,7 @@ class Scheduler:
             outcomes.append(outcome)
             self._say(outcome.describe())
             if self.report is not None:
-                now = self.clock.now()
-                self.report.webhooks.append(
-                    WebhookEntry(
-                        at=now,
-                        since_start_s=self.report.since_start(now),
-                        name=outcome.name,
-                        type=str(outcome.type),
-                        phase=sent,
-                        status=outcome.status,
-                        passed=outcome.passed,
-                        reason=outcome.reason,
-                        elapsed_s=round(outcome.elapsed, 4),
-                        attempts=outcome.attempts,
-                    )
-                )
+                self.report.add_webhook(outcome, sent, self.clock.now())
             if not outcome.passed and stop_at_failure:
                 break
         return outcomes

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..analysis import ReleasePlan
+from ..adapters.webhooks import WebhookResult
+from ..analysis import Event, Phase, ReleasePlan
 
 
 @dataclass
@@ -131,6 +132,27 @@ class ReleaseReport:
 
     def since_start(self, at: float) -> float:
         return round(at - self.started_at, 3)
+
+    def add_webhook(self, outcome: WebhookResult, phase: str, at: float) -> None:
+        self.webhooks.append(
+            WebhookEntry(
+                at=at,
+                since_start_s=self.since_start(at),
+                name=outcome.name,
+                type=str(outcome.type),
+                phase=phase,
+                status=outcome.status,
+                passed=outcome.passed,
+                reason=outcome.reason,
+                elapsed_s=round(outcome.elapsed, 4),
+                attempts=outcome.attempts,
+            )
+        )
+
+    def add_decision(self, event: Event, phase: Phase, weight: int, at: float) -> None:
+        since = self.since_start(at)
+        entry = DecisionEntry(at, since, event.severity, event.message, str(phase), weight)
+        self.decisions.append(entry)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -140,6 +140,9 @@ def test_progress_names_every_hook_call_and_what_was_answered_locally(promoted: 
     assert re.search(r"podinfo: slack \(rollout\) -> 200 in \d+ ms", out)
     assert "podinfo: would have called https://hooks.slack.com/... — answered locally" in out
     assert "podinfo: alert (info) delivered to slack" in out
+    hey = "podinfo: loadtester: hey not run; 20 req/s to podinfo-canary.default for 1m in the mesh"
+    assert out.count(hey) == 1  # once: later calls of the same hey find it still sending
+    assert f"podinfo: loadtester (bash): recorded, not run: touch {promoted.folder}" in out
     assert "S3CRET" not in out and "YOUR/SLACK" not in out  # a hook's path is its credential
     for line in out.splitlines():
         if re.match(r"podinfo: \S+ \(\S+\) -> ", line):

@@ -194,7 +194,7 @@ class LoadTester(_Receiver):
     command while it lasts, as flagger-loadtester runs a queued command once.
 
     `delay` (seconds) and `forced_status` can be set at any time to exercise
-    webhook timeouts and failures.
+    webhook timeouts and failures; `on_command` is told of each command as it is recorded.
     """
 
     def __init__(
@@ -207,6 +207,7 @@ class LoadTester(_Receiver):
         self.delay = delay
         self.forced_status = forced_status
         self.traffic = traffic
+        self.on_command: Callable[[LoadTest], None] | None = None
         self._gates = _Gates()
 
     def __enter__(self) -> LoadTester:
@@ -277,6 +278,8 @@ class LoadTester(_Receiver):
             self._gates.load_tests.append(test)
         if sent and run is not None and self.traffic is not None:
             self.traffic(run.host, run.rps, run.seconds)
+        if self.on_command is not None:
+            self.on_command(test)
         if kind in BLOCKING_TYPES:
             return web.Response(status=200, text=f"rehearsal: command not run: {command}")
         return web.Response(status=202, text="")
