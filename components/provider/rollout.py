@@ -21,6 +21,7 @@ from pulumi.output import Unknown
 from ..adapters.bundle import Adapters
 from ..adapters.kube import Connections, KubeAccess
 from ..adapters.records import RecordPhase, ReleaseRecord
+from ..adapters.stop import stop_on_shutdown
 from ..analysis import images_of, plan, review
 from ..errors import ReleaseFailed
 from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
@@ -169,6 +170,7 @@ def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Itera
 
 @contextlib.contextmanager
 def _scheduler(props: Mapping[str, Any], gate: GateInputs) -> Iterator[Scheduler]:
+    stop_on_shutdown()
     clock = CLOCK
     with _adapters(props, gate, clock) as adapters:
         yield Scheduler(

@@ -31,6 +31,7 @@ from ..adapters.records import (
     ReleaseConflict,
     ReleaseRecord,
 )
+from ..adapters.stop import STOPPING_CLEANUP_SECONDS, stopping
 from ..adapters.webhooks import WebhookResult, phase_for
 from ..analysis import (
     Check,
@@ -267,7 +268,10 @@ class Scheduler:
     def _to_rest(self) -> None:
         """All traffic to the primary, confirmed, and only then the canary to zero, confirmed:
         a canary scaled down while it still has traffic answers that traffic with 503s."""
-        deadline = self.clock.now() + max(self.cleanup_seconds, 3 * self.plan.interval_seconds)
+        budget = max(self.cleanup_seconds, 3 * self.plan.interval_seconds)
+        if stopping():  # the engine's SIGKILL follows its SIGINT within seconds
+            budget = min(budget, STOPPING_CLEANUP_SECONDS)
+        deadline = self.clock.now() + budget
 
         def routes_at_rest() -> bool:
             self._route(TrafficState())

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -128,6 +130,7 @@ class DynamicServer:
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, as the engine starts plugins
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self._stderr = _Drain(self.process.stderr, f"server-{self.pid}-stderr")
@@ -226,6 +229,17 @@ class DynamicServer:
         return plain(response.properties)
 
     # -- ending ---------------------------------------------------------------------------------
+
+    def interrupt_as_the_engine_does(self, grace: float = 5.0) -> bool:
+        """A second Ctrl-C: SIGINT to the plugin's process group, SIGKILL `grace` seconds
+        later if it is still there (`plugin.go`). True when it ended before the SIGKILL."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return False
+        return True
 
     def kill(self) -> None:
         """SIGKILL, as a second Ctrl-C has the engine do, and reap the process.

@@ -156,3 +156,35 @@ def test_six_releases_share_the_four_worker_threads_of_one_server(
     )
     # Four run at once, and no more: the other two queue for a worker, silently.
     assert most_at_once(runs) == SERVER_WORKERS, timeline(runs)
+
+
+def test_a_second_ctrl_c_returns_traffic_to_the_primary_before_the_kill(
+    bed: TestBed, server: DynamicServer, canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    """The engine's second Ctrl-C: SIGINT to the provider's process group, SIGKILL about 5 s
+    later. The release in flight must abort in between: all traffic to the primary, the canary
+    at zero, the record interrupted (so the next `up` starts over), and one line saying so."""
+    release = ReleaseSpec.parse(canary=canary, deployment=deployment)
+    (podinfo,) = create_workloads(server, bed, canary, deployment, ["podinfo"])
+    name, olds, news = podinfo.update_to(NEW_IMAGE)
+    with ThreadPoolExecutor(max_workers=1) as engine:
+        interrupted = engine.submit(server.update, urn(name), olds, news)
+        wait_mid_analysis(bed, release)
+        ended_by_itself = server.interrupt_as_the_engine_does()
+        with pytest.raises(grpc.RpcError):
+            interrupted.result()
+    assert ended_by_itself, "the provider did not end before the engine's SIGKILL"
+    assert canary_weight(bed, release) == 0
+    canary_deployment = bed.kube.get("/apis/apps/v1/namespaces/default/deployments/podinfo")
+    assert canary_deployment is not None and canary_deployment["spec"]["replicas"] == 0
+    record = release_record(bed, release) or {}
+    assert (record.get("phase"), record.get("settled")) == ("Interrupted", True)
+    said = [line.text for line in server.stdout if "interrupted (" in line.text]
+    assert said == [
+        "podinfo: interrupted (the process is shutting down): all traffic is on the primary; "
+        "the next pulumi up starts the release over"
+    ]
+
+    with DynamicServer() as rerun:  # the next `pulumi up`: the update that never finished
+        rerun.configure()
+        assert rerun.update(urn(name), olds, news)["phase"] == "Promoting"
