@@ -445,7 +445,7 @@ def run_together(lines: Iterable[Line], names: Iterable[str]) -> list[Line]:
 def _prefix(names: Iterable[str]) -> re.Pattern[str]:
     """A release's name where it starts a message (and not, say, `podinfo-1` in `podinfo-10`).
 
-    Known names only: messages have colons of their own (`metrics failed: ...`).
+    Known names only: messages have colons of their own (`metrics: ...`).
     """
     alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
     return re.compile(rf"(?<![\w-])({alternatives}): ")
