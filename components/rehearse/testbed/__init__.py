@@ -28,7 +28,7 @@ except ImportError as missing:
 from .kube import KubeApiEmulator, KubeEmulator
 from .mesh import LOAD_TEST, Fault, MeshSimulator, RequestClass
 from .outside import LocalOnly
-from .prometheus import PrometheusServer
+from .prometheus import SCRAPE_INTERVAL, PrometheusServer, scrape_interval_for
 from .pushgateway import PushgatewayServer
 from .receivers import AlertReceiver, LoadTest, LoadTester, Received
 
@@ -50,6 +50,7 @@ __all__ = [
     "Received",
     "RequestClass",
     "TestBed",
+    "scrape_interval_for",
 ]
 
 
@@ -78,8 +79,9 @@ class TestBed:
         request_mix: Iterable[RequestClass] = (RequestClass(),),
         direct_rps: Mapping[str, float] | None = None,
         rps: float = 1200.0,
-        scrape_interval: str = "500ms",
+        scrape_interval: str = SCRAPE_INTERVAL,
         token: str = "testbed-token",
+        seed: int | None = None,
     ) -> None:
         self.namespace = namespace
         self._dir = Path(tempfile.mkdtemp(prefix="testbed-"))
@@ -91,6 +93,7 @@ class TestBed:
             "faults": dict(faults or {}),
             "crashloop_images": tuple(crashloop_images),
             "direct_rps": dict(direct_rps or {}),
+            "seed": seed,
         }
         self._scrape_interval = scrape_interval
         self.loadtester = LoadTester()
