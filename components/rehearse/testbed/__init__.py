@@ -81,7 +81,6 @@ class TestBed:
         rps: float = 1200.0,
         scrape_interval: str = SCRAPE_INTERVAL,
         token: str = "testbed-token",
-        seed: int | None = None,
     ) -> None:
         self.namespace = namespace
         self._dir = Path(tempfile.mkdtemp(prefix="testbed-"))
@@ -93,7 +92,6 @@ class TestBed:
             "faults": dict(faults or {}),
             "crashloop_images": tuple(crashloop_images),
             "direct_rps": dict(direct_rps or {}),
-            "seed": seed,
         }
         self._scrape_interval = scrape_interval
         self.loadtester = LoadTester()
