@@ -34,6 +34,9 @@ DEFAULT_TOLERANCE = 0.25
 # NetflixACAJudge's default outlierFactor.
 DEFAULT_OUTLIER_FACTOR = 3.0
 DEFAULT_STEP = "5s"
+# Samples per side in one check at most: the test sorts all m x n pairwise differences, which
+# for 1,000 against 1,000 takes about a second a metric (Prometheus's own cap is 11,000).
+MAX_SAMPLES = 1000
 
 # What a query is rendered with to check it: any names will do, the syntax is what counts.
 _CHECK_CONTEXT = QueryContext(
@@ -284,17 +287,28 @@ class JudgeSpec(SpecModel):
         )
 
     def sampling_problems(self, interval_seconds: float, path: str) -> list[Problem]:
-        """Too few samples per check for the confidence level, reported at `path` (the step)."""
+        """Too few samples per check for the confidence level, or too many to compare every
+        pair in good time, reported at `path` (the step)."""
         count, needed = self.samples_per_check(interval_seconds), self.min_samples
-        if count >= needed:
-            return []
-        longest_step = math.floor(interval_seconds * 1000 / needed) / 1000
-        message = (
+        gives = (
             f"gives {count} samples per side in each {format_seconds(interval_seconds)} check "
-            f"(one per step); confidenceLevel {self.confidence_level:g} needs at least {needed}: "
-            f"a step of at most {format_seconds(longest_step)}, or an interval of at least "
-            f"{format_seconds(self.step_seconds * needed)}"
+            "(one per step)"
         )
+        if count < needed:
+            longest_step = math.floor(interval_seconds * 1000 / needed) / 1000
+            message = (
+                f"{gives}; confidenceLevel {self.confidence_level:g} needs at least {needed}: "
+                f"a step of at most {format_seconds(longest_step)}, or an interval of at least "
+                f"{format_seconds(self.step_seconds * needed)}"
+            )
+        elif count > MAX_SAMPLES:
+            shortest_step = math.ceil(interval_seconds * 1000 / MAX_SAMPLES) / 1000
+            message = (
+                f"{gives}; at most {MAX_SAMPLES}, as the test compares every canary sample with "
+                f"every primary one: a step of at least {format_seconds(shortest_step)}"
+            )
+        else:
+            return []
         return [Problem(path, message, self.step, True)]
 
     @property

@@ -108,9 +108,18 @@ def test_blue_green_says_what_the_judge_compares() -> None:
             "at least 2s500ms (got '500ms')",
         ),
         ("2s", "500ms", 0.95, None),  # 95% needs 4
+        ("10m", "600ms", 0.98, None),  # the most: 1000
+        (
+            "10m",
+            "500ms",
+            0.98,
+            "judge.spec.step: gives 1200 samples per side in each 10m check (one per step); "
+            "at most 1000, as the test compares every canary sample with every primary one: a "
+            "step of at least 600ms (got '500ms')",
+        ),
     ],
 )
-def test_too_few_samples_per_check_are_a_problem_at_the_step(
+def test_too_few_or_too_many_samples_per_check_are_a_problem_at_the_step(
     interval: str, step: str, confidence: float, problem: str | None
 ) -> None:
     document = load_yaml("judge.yaml")
