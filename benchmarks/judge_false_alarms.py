@@ -89,9 +89,8 @@ def main(argv: list[str]) -> None:
         f"healthy: {promoted}/{count} promoted; the judge failed {failed} of {checks} checks; "
         f"lowest score {min(scores, default=float('nan')):g}; {time.monotonic() - started:.0f}s"
     )
-    print(
-        f"40% slower: {slower.outcome} after {slower.failed_checks} failed checks: {slower.reason}"
-    )
+    caught = f"the judge failed {_judge_failures(slower)} of {len(slower.checks)} checks"
+    print(f"40% slower: {slower.outcome}; {caught}: {slower.reason}")
 
 
 if __name__ == "__main__":
