@@ -270,9 +270,7 @@ class JudgeSpec(SpecModel):
         """
         quantile = NormalDist().inv_cdf(1 - (1 - self.confidence_level) / 2)
         count = 1
-        while (count * count / 2 - 0.5) / math.sqrt(
-            count * count * (2 * count + 1) / 12
-        ) < quantile:
+        while _separated_z(count) < quantile:
             count += 1
         return count
 
@@ -381,6 +379,13 @@ class Judge(SpecModel):
             return cls.model_validate(document)
         except ValidationError as error:
             raise SpecError.from_validation(error, source="Judge") from None
+
+
+def _separated_z(count: int) -> float:
+    """The continuity-corrected z of `count` samples against `count`, every canary one higher:
+    U at its maximum n², centred on n²/2, over the rank sum's spread without ties."""
+    pairs = count * count
+    return (pairs / 2 - 0.5) / math.sqrt(pairs * (2 * count + 1) / 12)
 
 
 def _or(weight: float | None, share: float) -> float:

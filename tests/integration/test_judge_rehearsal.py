@@ -78,7 +78,10 @@ def test_a_canary_40_percent_slower_is_rolled_back_by_the_judge_and_promoted_wit
     assert "98% interval [" in judged.reason
     durations = [check.metrics["request-duration"] for check in judged.checks]
     assert all(value is not None and value < 100 for value in durations), durations
-    assert [check.judge and check.judge.classifications for check in judged.checks] == [
+    # A check at 10% can miss (docs/judge.md, "Measured on the test bed"); the failed ones
+    # are the judge's, on the p99 alone.
+    failed = [check.judge for check in judged.checks if not check.passed]
+    assert [entry and entry.classifications for entry in failed] == [
         {"request-duration": "High", "request-success-rate": "Pass"}
     ] * 2
     (pushed,) = bed.prometheus.query_eventually(
