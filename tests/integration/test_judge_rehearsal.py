@@ -12,24 +12,27 @@ that every step's rate() sees two scrapes or more.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
-from components.rehearse import rehearse
-from components.rehearse._run import main
+from components.rehearse import main, rehearse, run_rehearsal
+from components.rehearse._run import report_document
 from components.rehearse.testbed import Fault, TestBed, scrape_interval_for
 from components.scheduler import ReleaseReport
 from components.spec import ReleaseSpec
 from components.spec.timing import Timing
-from tests.conftest import EXAMPLES, load_yaml
+from tests.conftest import EXAMPLES, ROOT, load_yaml
 
 INTERVAL = "2s"
 SLOWER = Fault(latency_ms=28.0)  # 40% above the primary's 20 ms, far under `max: 500`
 HEALTHY_SEEDS = (1, 2, 3)
+SCHEMA = json.loads((ROOT / "docs" / "rehearsal-report.schema.json").read_text())
 ERRORS = (
     'sum(rate(istio_requests_total{destination_workload_namespace="{{ namespace }}", '
     'destination_workload="{{ target }}", response_code=~"5.*"}[{{ interval }}]))'
@@ -69,15 +72,20 @@ def bed() -> Iterator[TestBed]:
 def test_a_canary_40_percent_slower_is_rolled_back_by_the_judge_and_promoted_without_it(
     bed: TestBed,
 ) -> None:
-    judged = rehearsed(release(judge(), threshold=2), bed, SLOWER)
+    spec = release(judge(), threshold=2)
+    timing = Timing.of(spec.spec.analysis, interval=INTERVAL)
+    rehearsal = run_rehearsal(spec, SLOWER, timing=timing, bed=bed)
+    judged = rehearsal.report
 
     assert judged.outcome == "rolled_back"
     assert judged.reason is not None
-    assert "metrics failed: judge score 50 (Fail; pass 95, marginal 75): " in judged.reason
+    assert "metrics: judge score 50 (Fail; pass 95, marginal 75): " in judged.reason
     assert "request-duration: High, canary/primary mean ratio " in judged.reason
     assert "98% interval [" in judged.reason
-    durations = [check.metrics["request-duration"] for check in judged.checks]
+    durations = [check.metrics["request-duration"].value for check in judged.checks]
     assert all(value is not None and value < 100 for value in durations), durations
+    assert all(check.metrics["judge"].min == 95 for check in judged.checks)
+    jsonschema.validate(report_document(spec, rehearsal), SCHEMA)
     # A check at 10% can miss (docs/judge.md, "Measured on the test bed"); the failed ones
     # are the judge's, on the p99 alone.
     failed = [check.judge for check in judged.checks if not check.passed]
@@ -141,7 +149,7 @@ def test_a_canary_without_telemetry_follows_the_nan_strategy(
     report = rehearsed(release(judge(metric), metrics=[], threshold=1), bed, no_telemetry=True)
     assert report.outcome == outcome
     if reason is not None:
-        assert report.reason == f"failed checks threshold reached 1: metrics failed: {reason}"
+        assert report.reason == f"failed checks threshold reached 1: metrics: {reason}"
 
 
 @pytest.mark.parametrize(
