@@ -37,6 +37,7 @@ from .routing.children import (
 )
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
+from .spec.judge import Judge
 from .spec.timing import Timing
 
 # Fields a running release writes, besides its routes (routing.owned_route_field); Pulumi must
@@ -58,6 +59,8 @@ class CanaryDeploymentArgs:
     """The HPA named by `autoscalerRef`: the component declares it and `<hpa>-primary`."""
     gate: GateOptions = field(default_factory=GateOptions)
     """How `pulumi up` runs the release: credentials, deadline, interval, retries."""
+    judge: Mapping[str, Any] | Judge | None = None
+    """A `Judge` document (docs/judge.md): the statistical judge, in every metrics check."""
 
 
 class CanaryDeployment(pulumi.ComponentResource):
@@ -86,6 +89,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             metric_templates=args.metric_templates,
             alert_providers=args.alert_providers,
             autoscaler=args.autoscaler,
+            judge=args.judge,
         )
         super().__init__(TYPE_TOKEN, name, {}, opts)
         self.release = release
@@ -102,6 +106,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             metric_templates=[_manifest(template) for template in args.metric_templates],
             alert_providers=[_manifest(provider) for provider in args.alert_providers],
             autoscaler=args.autoscaler,
+            judge=None if args.judge is None else _manifest(args.judge),
         )
         rule_manifests = routing.destination_rules(release)
         self.destination_rules = [
@@ -239,8 +244,10 @@ class CanaryDeployment(pulumi.ComponentResource):
         autoscaler: Mapping[str, Any] | None = None,
         gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        judge: Mapping[str, Any] | None = None,
     ) -> CanaryDeployment:
-        """A Flagger user's YAML, unchanged: `yaml.safe_load` each manifest and pass it here."""
+        """A Flagger user's YAML, unchanged: `yaml.safe_load` each manifest and pass it here;
+        `judge` is a `Judge` document, kept beside the Canary (docs/judge.md)."""
         args = CanaryDeploymentArgs(
             canary=canary,
             deployment=deployment,
@@ -248,6 +255,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             alert_providers=list(alert_providers),
             autoscaler=autoscaler,
             gate=gate or GateOptions(),
+            judge=judge,
         )
         return cls(name, args, opts)
 

@@ -8,14 +8,14 @@ stay as scaled, and a clock whose sleeps advance time instead of waiting.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.adapters.alerts import AlertMessage
 from components.adapters.bundle import Adapters
 from components.adapters.cluster import ClusterError, Routes, StoredMap
-from components.adapters.prometheus import MetricResult
+from components.adapters.prometheus import MetricResult, MetricSamples
 from components.adapters.records import RecordStore, ReleaseRecord
 from components.adapters.webhooks import WebhookResult
 from components.analysis import WorkloadStatus
@@ -23,6 +23,7 @@ from components.errors import ReleaseInterrupted
 from components.provider import rollout
 from components.routing import TrafficState, primary_deployment
 from components.spec import MetricQuery, ReleaseSpec, Webhook
+from components.spec.judge import SampleQueries, SampleWindow
 
 
 class FakeClock:
@@ -169,13 +170,31 @@ class FakeCluster:
         self.maps[self.record_name] = ({"release.json": record.to_json()}, version)
 
 
+STEADY = (20.0, 21.0, 22.0, 23.0, 24.0, 25.0)
+"""Judge samples that differ from sample to sample, the same on both sides by default."""
+
+
 @dataclass
 class FakeMetrics:
-    """Every metric answers `value` (None: no data), or what `values` says for its name."""
+    """Every metric answers `value` (None: no data), or what `values` says for its name.
+
+    Judge metrics answer `samples_of[name]` (canary, primary), else STEADY on both sides, or
+    `sample_error` for all; every window and pair of queries asked for is recorded.
+    """
 
     value: float | None = 100.0
     values: dict[str, float | None] = field(default_factory=dict)
     calls: int = 0
+    samples_of: dict[str, tuple[Sequence[float], Sequence[float]]] = field(default_factory=dict)
+    sample_error: str | None = None
+    sampled: list[tuple[SampleQueries, SampleWindow]] = field(default_factory=list)
+
+    def samples(self, name: str, queries: SampleQueries, window: SampleWindow) -> MetricSamples:
+        self.sampled.append((queries, window))
+        if self.sample_error is not None:
+            return MetricSamples(name, (), (), self.sample_error)
+        canary, primary = self.samples_of.get(name, (STEADY, STEADY))
+        return MetricSamples(name, tuple(canary), tuple(primary))
 
     def evaluate(self, query: MetricQuery) -> MetricResult:
         self.calls += 1

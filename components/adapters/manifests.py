@@ -17,6 +17,7 @@ def read_release(
     deployment: str,
     metric_templates: Sequence[str] = (),
     alert_providers: Sequence[str] = (),
+    judge: str | None = None,
 ) -> ReleaseSpec:
     """The release spec of one file per manifest; OSError, yaml.YAMLError, ValueError or
     SpecError, each naming the file or the field."""
@@ -25,6 +26,7 @@ def read_release(
         deployment=read_manifest(deployment),
         metric_templates=[read_manifest(path) for path in metric_templates],
         alert_providers=[read_manifest(path) for path in alert_providers],
+        judge=None if judge is None else read_manifest(judge),
     )
 
 

@@ -15,9 +15,10 @@ from typing import Any, Protocol
 from ..analysis import WorkloadStatus
 from ..routing import TrafficState
 from ..spec import MetricQuery, Webhook
+from ..spec.judge import SampleQueries, SampleWindow
 from .alerts import AlertMessage
 from .cluster import Routes, StoredMap
-from .prometheus import MetricResult
+from .prometheus import MetricResult, MetricSamples
 from .webhooks import WebhookResult
 
 
@@ -61,9 +62,12 @@ class ClusterPort(ConfigMaps, Protocol):
 
 
 class MetricsPort(Protocol):
-    """One metric check; never raises for a metrics-server problem (it fails the check)."""
+    """One metric check, or one judge metric's samples over a window; never raises for a
+    metrics-server problem (it fails the check)."""
 
     def evaluate(self, query: MetricQuery) -> MetricResult: ...
+
+    def samples(self, name: str, queries: SampleQueries, window: SampleWindow) -> MetricSamples: ...
 
 
 class HooksPort(Protocol):

@@ -1,4 +1,5 @@
-"""Flagger's Prometheus provider: one instant query per metric, judged against its bounds.
+"""Flagger's Prometheus provider: one instant query per metric, judged against its bounds,
+and range queries for the statistical judge's samples.
 
 A metric check never raises for a Prometheus problem: a busy or unreachable server is asked
 again for a few seconds, then an HTTP error, a timeout or an unreachable server becomes a
@@ -11,11 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ..spec import MetricQuery, MetricTemplate
+from ..spec.judge import SampleQueries, SampleWindow
 from .endpoints import Endpoints
 from .retry import (
     TRANSIENT_STATUS,
@@ -34,6 +36,8 @@ QUERY_BACKOFF = Backoff(budget=10.0, base=0.25, cap=2.0)
 # again, and a Prometheus that stays down fails the normal checks.
 WATCH_BACKOFF = Backoff(budget=3.0, base=0.25, cap=1.0)
 
+T = TypeVar("T")
+
 SecretReader = Callable[[str, str], Mapping[str, str]]
 """(namespace, name) -> the data of a Kubernetes Secret, decoded."""
 
@@ -47,6 +51,17 @@ class PrometheusError(RuntimeError):
     def __init__(self, message: str, problem: str | None = None) -> None:
         super().__init__(message)
         self.problem = problem or message
+
+
+@dataclass(frozen=True)
+class MetricSamples:
+    """A judge metric's samples, one per time of the check's window (NaN: none there), for
+    the canary and the primary; `error` says why there are none (a server problem)."""
+
+    name: str
+    canary: tuple[float, ...]
+    primary: tuple[float, ...]
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,13 +150,48 @@ class PrometheusClient:
         Raises PrometheusError for HTTP errors, timeouts, connection errors, a matrix
         result and anything that is not a Prometheus answer.
         """
+        return self._get(
+            address, "query", {"query": promql}, _value, headers=headers, auth=auth, verify=verify
+        )
+
+    def query_range(
+        self,
+        address: str,
+        promql: str,
+        window: SampleWindow,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        verify: bool = True,
+    ) -> list[float]:
+        """One value per time of `window`, NaN where the query had none (Prometheus leaves
+        those times out), so the judge's NaN strategy decides about missing samples.
+
+        Raises PrometheusError as `query` does, and when the query returns several series.
+        """
+        params = {
+            "query": promql,
+            "start": f"{window.start:.3f}",
+            "end": f"{window.end:.3f}",
+            "step": f"{window.step:g}",
+        }
+
+        def parse(body: Any) -> list[float]:
+            return _range_values(body, window)
+
+        return self._get(
+            address, "query_range", params, parse, headers=headers, auth=auth, verify=verify
+        )
+
+    def samples(self, name: str, queries: SampleQueries, window: SampleWindow) -> MetricSamples:
+        """A judge metric's samples from the canary's metrics server; a server problem is the
+        result's `error`, never raised: it fails the check, as it does a threshold's."""
         try:
-            return self._fetch(address, promql, headers, auth, verify)
-        except _QueryError as failure:
-            problem = str(failure)
-            raise PrometheusError(
-                f"prometheus at {self._describe(address)}: {problem}", problem
-            ) from None
+            canary = self.query_range(self.default_address, queries.canary, window)
+            primary = self.query_range(self.default_address, queries.primary, window)
+        except PrometheusError as error:
+            return MetricSamples(name, (), (), str(error))
+        return MetricSamples(name, tuple(canary), tuple(primary))
 
     def evaluate(self, metric_query: MetricQuery) -> MetricResult:
         """Checks one metric; a metric without bounds passes whenever it has a value."""
@@ -178,20 +228,34 @@ class PrometheusClient:
                 f"with {value}, not 1"
             )
 
-    def _fetch(
+    def _get(
         self,
         address: str,
-        promql: str,
+        api: str,
+        params: Mapping[str, str],
+        parse: Callable[[Any], T],
+        *,
         headers: Mapping[str, str] | None,
         auth: httpx.Auth | None,
         verify: bool,
-    ) -> float | None:
-        url = f"{address.rstrip('/')}/api/v1/query"
-        options: dict[str, Any] = {"params": {"query": promql}, "timeout": self.timeout}
+    ) -> T:
+        """GET `/api/v1/<api>` and the answer parsed; PrometheusError naming the server
+        (without credentials) when there is no usable answer."""
+        options: dict[str, Any] = {"params": dict(params), "timeout": self.timeout}
         if headers:
             options["headers"] = dict(headers)
         if auth is not None:  # auth=None would also drop the API client's own credentials
             options["auth"] = auth
+        try:
+            return parse(self._answer(f"{address.rstrip('/')}/api/v1/{api}", options, verify))
+        except (_QueryError, ValueError, KeyError, IndexError, TypeError) as failure:
+            problem = str(failure)
+            raise PrometheusError(
+                f"prometheus at {self._describe(address)}: {problem}", problem
+            ) from None
+
+    def _answer(self, url: str, options: Mapping[str, Any], verify: bool) -> Any:
+        """The answer's JSON, asked again while the server is busy or unreachable."""
 
         def attempt() -> httpx.Response:
             response = self._endpoints.request("GET", url, verify=verify, **options)
@@ -207,10 +271,7 @@ class PrometheusClient:
             raise _QueryError(transport_failure(error, self.timeout)) from None
         if response.status_code >= 400:
             raise _QueryError(f"answered {response.status_code}: {_error_text(response)}")
-        try:
-            return _value(response.json())
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise _QueryError(str(error)) from None
+        return response.json()
 
     def _address(self, template: MetricTemplate | None) -> str:
         if template is not None and template.spec.provider.address:
@@ -270,9 +331,7 @@ def _auth(token: str | None, username: str | None, password: str | None) -> http
 
 def _value(body: Any) -> float | None:
     """The last sample of a vector or the scalar; None for no sample or NaN."""
-    if body.get("status") != "success":
-        raise ValueError(f"query failed: {body.get('error', 'no error given')}")
-    data = body["data"]
+    data = _success(body)
     kind = data["resultType"]
     if kind == "scalar":
         samples = [data["result"]]
@@ -284,6 +343,32 @@ def _value(body: Any) -> float | None:
         return None
     value = float(samples[-1][1])
     return None if math.isnan(value) else value
+
+
+def _range_values(body: Any, window: SampleWindow) -> list[float]:
+    """The one series of a matrix, placed at its window's times; NaN for the times it lacks."""
+    data = _success(body)
+    if data["resultType"] != "matrix":
+        raise ValueError(f"result type {data['resultType']} is not a range query's matrix")
+    series = data["result"]
+    if len(series) > 1:
+        raise ValueError(
+            f"the query returned {len(series)} series; a judge query must return one "
+            "(aggregate it, e.g. with sum)"
+        )
+    values = [math.nan] * window.count
+    for time, value in series[0]["values"] if series else []:
+        index = round((float(time) - window.start) / window.step)
+        if 0 <= index < window.count:
+            values[index] = float(value)
+    return values
+
+
+def _success(body: Any) -> Any:
+    """The `data` of a successful answer."""
+    if body.get("status") != "success":
+        raise ValueError(f"query failed: {body.get('error', 'no error given')}")
+    return body["data"]
 
 
 def _error_text(response: httpx.Response) -> str:

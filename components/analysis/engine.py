@@ -155,9 +155,13 @@ def advance(
         return _rollback(state, f"rollback requested by webhook: {rollback.reason}")
     if plan.skip_analysis:
         return _promote(plan, state, "analysis skipped (skipAnalysis)")
-    failure = next((r for r in results if r.check in _ANALYSIS_CHECKS and not r.passed), None)
+    analysed = [result for result in results if result.check in _ANALYSIS_CHECKS]
+    failure = next((r for r in analysed if not r.passed and not r.pending), None)
     if failure is not None:
         return _failed_check(plan, state, failure)
+    undecided = next((r for r in analysed if r.pending), None)
+    if undecided is not None:  # e.g. the judge's Marginal under onMarginal: hold
+        return _hold(state, now, f"{undecided.check} held: {_reason(undecided)}")
     follow = next((r for r in results if r.check.hook_type in _FOLLOW_UPS), None)
     if follow is not None and not follow.passed:
         held = _hold(state, now, f"{follow.check.hook_type} gate closed: {_reason(follow)}")

@@ -198,7 +198,7 @@ def score(spec: JudgeSpec, judgements: Sequence[MetricJudgement]) -> JudgeResult
         summed = sum(_or_full(group.score) * group.weight / 100 for group in groups)
         total = _round(summed)
         failing = [j for j in counted if j.classification is not Classification.PASS]
-        cause = ", ".join(f"{j.name} {j.classification}" for j in failing)
+        cause = "; ".join(judgement.reason for judgement in failing)
     thresholds = spec.thresholds
     if total >= thresholds.pass_score:
         verdict = Verdict.PASS

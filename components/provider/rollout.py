@@ -32,7 +32,7 @@ from ..spec.critical import Critical
 from ..spec.timing import Timing
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
-SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler")
+SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler", "judge")
 # Every input the provider reads; `__provider` is the engine's and never compared.
 # `podTemplate` in: the template to release; out: the template released (promoted).
 INPUT_KEYS = (
@@ -118,12 +118,15 @@ class GateInputs:
                 metric_templates=integral(props.get("metricTemplates") or []),
                 alert_providers=integral(props.get("alertProviders") or []),
                 autoscaler=integral(props["autoscaler"]) if props.get("autoscaler") else None,
+                judge=integral(props["judge"]) if props.get("judge") else None,
             )
         except SpecError as error:
             problems += error.problems
         if problems:
             raise SpecError(problems)
         timing = Timing.of(release.spec.analysis, interval=interval, deadline_seconds=deadline)
+        if sampling := release.sampling_problems(timing):
+            raise SpecError(sampling)
         template = integral(pod_template(props))
         # Also checks that the conditions name metrics of the release.
         conditions = Critical.of(release, critical=critical, scrape_interval=scrape)
@@ -544,6 +547,8 @@ class ReleaseInputs:
     alert_providers: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
     """Kept secret in state: an inline address is a credential (a Slack webhook URL)."""
     autoscaler: pulumi.Input[Mapping[str, Any]] | None = None
+    judge: pulumi.Input[Mapping[str, Any]] | None = None
+    """The statistical judge's `Judge` document, beside the Canary so it stays Flagger's."""
 
     def props(self) -> dict[str, Any]:
         template = pulumi.Output.from_input(self.deployment).apply(
@@ -556,6 +561,7 @@ class ReleaseInputs:
             "metricTemplates": _secret_if(list(self.metric_templates), _has_credentials),
             "alertProviders": _secret_if(list(self.alert_providers), bool),
             "autoscaler": self.autoscaler,
+            "judge": self.judge,
         }
 
 

@@ -50,7 +50,7 @@ from ..spec import ReleaseSpec, SpecError, Strategy, template_revision
 from ..spec.critical import Critical
 from ..spec.timing import Timing
 from . import _output
-from .testbed import LOAD_TEST, Fault, LoadTest, RequestClass, TestBed
+from .testbed import LOAD_TEST, Fault, LoadTest, RequestClass, TestBed, scrape_interval_for
 
 REPORT_VERSION = 1
 """Of the report file's shape, docs/rehearsal-report.schema.json."""
@@ -122,10 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             deployment=args.deployment,
             metric_templates=args.metric_template,
             alert_providers=args.alert_provider,
+            judge=args.judge,
         )
         timing = Timing.of(
             release.spec.analysis, interval=args.interval, interval_field="--interval"
         )
+        if sampling := release.sampling_problems(timing):
+            raise SpecError(sampling)
         for option, path in (
             ("--report", args.report),
             ("--report-html", args.report_html),
@@ -274,7 +277,11 @@ def run_rehearsal(
     if bed is None:
         progress("test bed: starting (Kubernetes API emulator, mesh, Prometheus, ...)")
         started = time.monotonic()
-        bed = TestBed(namespace=release.namespace, request_mix=_request_mix(release))
+        bed = TestBed(
+            namespace=release.namespace,
+            request_mix=_request_mix(release),
+            scrape_interval=scrape_interval_for(release.judge.spec.step if release.judge else None),
+        )
         bed.__enter__()
         bed_start_s: float | None = round(time.monotonic() - started, 1)
         progress(f"test bed: ready in {bed_start_s:g} s")
@@ -598,6 +605,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an AlertProvider the Canary's analysis.alerts refer to (repeat for several); "
         "its alerts go to the test bed's receiver, whatever its address",
+    )
+    parser.add_argument(
+        "--judge",
+        metavar="FILE",
+        help="a Judge document (docs/judge.md): the statistical judge, in every metrics check",
     )
     parser.add_argument(
         "--interval",

@@ -52,8 +52,10 @@ from ..errors import ReleaseInterrupted, TemporaryError
 from ..routing import TrafficState
 from ..spec import HookType, ReleaseSpec, Strategy, format_seconds
 from ..spec.critical import Critical
+from ..spec.judge import JUDGE_METRIC
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
+from .judging import Judged, judge_check
 from .progress import print_progress
 from .report import CheckEntry, MetricEntry, PlanEntry, ReleaseReport
 from .watch import CriticalWatch
@@ -111,6 +113,7 @@ class Scheduler:
         self._traffic = TrafficState()
         self._said: list[HistoryEntry] = []
         self._last_check: dict[str, CheckValue] = {}
+        self._judged: Judged | None = None
         self._deadline: float | None = None
         self._metrics = MetricsState()
         self.report: ReleaseReport | None = None
@@ -437,6 +440,7 @@ class Scheduler:
             routing=self.plan.routing(state.step),
             metrics=metrics,
             passed=result.passed,
+            judge=self._judged.entry() if self._judged else None,
         )
 
     def _check(self, check: Check, scaled_at: float) -> CheckResult:
@@ -466,14 +470,25 @@ class Scheduler:
         results = [
             self.io.metrics.evaluate(query) for query in self.release.metric_queries(self.timing)
         ]
+        judged = judge_check(
+            self.release, self.io.metrics, self.clock.now(), self.timing.interval_seconds
+        )
+        self._judged = judged
         self._last_check = {
             result.name: CheckValue(result.value, result.bounds, result.passed)
             for result in results
         }
+        if judged is not None:
+            self._last_check[JUDGE_METRIC] = judged.check_value()
         failed = [result for result in results if not result.passed]
-        reason = "; ".join(result.reason or result.name for result in failed) or None
+        reasons = [result.reason or result.name for result in failed]
+        if judged is not None and not judged.passed:
+            reasons.append(judged.reason)
+        held = not failed and judged is not None and judged.pending
         metrics = {result.name: result.value for result in results}
-        return CheckResult(check, not failed, reason, metrics=metrics)
+        return CheckResult(
+            check, not reasons, "; ".join(reasons) or None, pending=held, metrics=metrics
+        )
 
     # -- side effects ---------------------------------------------------------------------------
 
@@ -618,6 +633,8 @@ class Scheduler:
             self.progress(f"{self.name}: {warning}")
 
     def _bounds(self, metric: str) -> tuple[float | None, float | None]:
+        if metric == JUDGE_METRIC and self.release.judge is not None:
+            return self.release.judge.spec.thresholds.pass_score, None
         for query in self.release.metric_queries():
             bounds = query.metric.bounds
             if query.metric.name == metric and bounds is not None:
@@ -642,12 +659,16 @@ class Scheduler:
     def _metrics_line(self, state: ReleaseState, result: CheckResult) -> str:
         """`20% success-rate 99.93 >=99, duration 312 <=500ms: pass, 3m to go`: self-contained
         and, with the name, within 80 columns, as `pulumi up` shows one line at a time on the
-        Stack row, cut to the terminal's width."""
-        values = ", ".join(
+        Stack row, cut to the terminal's width (a judge's part can take it past)."""
+        values = [
             value_text(query.metric, result.metrics.get(query.metric.name))
             for query in self.release.metric_queries(self.timing)
-        )
-        if not result.passed:
+        ]
+        if self._judged is not None:
+            values.append(self._judged.fragment())
+        if result.pending:
+            verdict = "hold"
+        elif not result.passed:
             verdict = f"FAIL {state.failed_checks + 1}/{self.plan.threshold}"
         elif left := self.plan.seconds_to_promotion(state.step):
             verdict = f"pass, {format_seconds(left)} to go"
@@ -655,7 +676,7 @@ class Scheduler:
             verdict = "pass, promoting"
         retried = self.io.retries.take()
         retries = f" ({retried} retried)" if retried else ""
-        return f"{self._where(state)} {values}: {verdict}{retries}"
+        return f"{self._where(state)} {', '.join(values)}: {verdict}{retries}"
 
     def _where(self, state: ReleaseState) -> str:
         """The step a check ran at: the canary's weight, or the iteration of one that holds."""

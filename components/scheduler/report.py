@@ -31,6 +31,20 @@ class MetricEntry:
 
 
 @dataclass
+class JudgeEntry:
+    """The statistical judge's part of a metric check: the score (None: no samples, a
+    metrics-server problem), Kayenta's verdict and each metric's classification."""
+
+    score: float | None
+    verdict: str | None
+    passed: bool
+    pending: bool
+    classifications: dict[str, str]
+    reason: str | None = None
+    """Why the judge failed or held the check; None when it passed."""
+
+
+@dataclass
 class CheckEntry:
     """One metric check as the report shows it."""
 
@@ -41,6 +55,9 @@ class CheckEntry:
     routing: str
     metrics: dict[str, MetricEntry]
     passed: bool
+    judge: JudgeEntry | None = None
+    """The statistical judge's part, when the release has one; its score is also among
+    `metrics`, as `judge`."""
 
 
 @dataclass

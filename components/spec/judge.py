@@ -7,9 +7,11 @@ Kayenta's; docs/judge.md lists each one with the Kayenta source it comes from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from statistics import NormalDist
 from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -18,11 +20,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .base import SpecModel
 from .canary import ObjectMeta
-from .durations import Duration, parse_seconds
-from .errors import SpecError
+from .durations import Duration, format_seconds, parse_seconds
+from .errors import Problem, SpecError
 from .queries import QueryContext, check_syntax, render
 
 JUDGE_API_VERSION = "canary.pulumi.com/v1alpha1"
+JUDGE_METRIC = "judge"
+"""The judge's name where it stands beside the metrics: the record, pushed metrics, reports."""
 DEFAULT_GROUP = "default"
 # NetflixACAJudge builds its MannWhitneyClassifier with confLevel 0.98 and tolerance 0.25.
 DEFAULT_CONFIDENCE_LEVEL = 0.98
@@ -30,6 +34,9 @@ DEFAULT_TOLERANCE = 0.25
 # NetflixACAJudge's default outlierFactor.
 DEFAULT_OUTLIER_FACTOR = 3.0
 DEFAULT_STEP = "5s"
+# Samples per side in one check at most: the test sorts all m x n pairwise differences, which
+# for 1,000 against 1,000 takes about a second a metric (Prometheus's own cap is 11,000).
+MAX_SAMPLES = 1000
 
 # What a query is rendered with to check it: any names will do, the syntax is what counts.
 _CHECK_CONTEXT = QueryContext(
@@ -129,6 +136,27 @@ class Outliers(SpecModel):
 
     strategy: OutlierStrategy = OutlierStrategy.KEEP
     factor: float = Field(default=DEFAULT_OUTLIER_FACTOR, gt=0)
+
+
+@dataclass(frozen=True)
+class SampleWindow:
+    """When one check samples: `count` evaluation times `step` seconds apart, the last at `end`.
+
+    With `{{ interval }}` one step long, sample k covers (t_k - step, t_k]: the samples share no
+    data, so the test sees `count` independent observations of the last count x step seconds.
+    """
+
+    end: float
+    step: float
+    count: int
+
+    @property
+    def start(self) -> float:
+        return self.end - (self.count - 1) * self.step
+
+    @property
+    def times(self) -> list[float]:
+        return [self.start + index * self.step for index in range(self.count)]
 
 
 class SampleQueries(NamedTuple):
@@ -235,6 +263,53 @@ class JudgeSpec(SpecModel):
         return parse_seconds(self.step)
 
     @property
+    def min_samples(self) -> int:
+        """The fewest samples per side that can reach `confidence_level` at all: n against n
+        with every canary sample above every primary one, no ties (5 at 0.98, 4 at 0.95).
+        Below it the interval is the range of the differences, and chance alone fails canaries.
+        """
+        quantile = NormalDist().inv_cdf(1 - (1 - self.confidence_level) / 2)
+        count = 1
+        while _separated_z(count) < quantile:
+            count += 1
+        return count
+
+    def samples_per_check(self, interval_seconds: float) -> int:
+        """Samples per side in one check: one per step of the interval since the last check."""
+        return math.floor(interval_seconds / self.step_seconds + 1e-9)
+
+    def window(self, end: float, interval_seconds: float) -> SampleWindow:
+        """The sample times of the check at `end`: the interval since the previous check."""
+        return SampleWindow(
+            end, self.step_seconds, max(self.samples_per_check(interval_seconds), 1)
+        )
+
+    def sampling_problems(self, interval_seconds: float, path: str) -> list[Problem]:
+        """Too few samples per check for the confidence level, or too many to compare every
+        pair in good time, reported at `path` (the step)."""
+        count, needed = self.samples_per_check(interval_seconds), self.min_samples
+        gives = (
+            f"gives {count} samples per side in each {format_seconds(interval_seconds)} check "
+            "(one per step)"
+        )
+        if count < needed:
+            longest_step = math.floor(interval_seconds * 1000 / needed) / 1000
+            message = (
+                f"{gives}; confidenceLevel {self.confidence_level:g} needs at least {needed}: "
+                f"a step of at most {format_seconds(longest_step)}, or an interval of at least "
+                f"{format_seconds(self.step_seconds * needed)}"
+            )
+        elif count > MAX_SAMPLES:
+            shortest_step = math.ceil(interval_seconds * 1000 / MAX_SAMPLES) / 1000
+            message = (
+                f"{gives}; at most {MAX_SAMPLES}, as the test compares every canary sample with "
+                f"every primary one: a step of at least {format_seconds(shortest_step)}"
+            )
+        else:
+            return []
+        return [Problem(path, message, self.step, True)]
+
+    @property
     def weights(self) -> dict[str, float]:
         """Each group's share of the score, in percent; unweighted groups split the rest."""
         declared = {group.name: group.weight for group in self.groups}
@@ -304,6 +379,13 @@ class Judge(SpecModel):
             return cls.model_validate(document)
         except ValidationError as error:
             raise SpecError.from_validation(error, source="Judge") from None
+
+
+def _separated_z(count: int) -> float:
+    """The continuity-corrected z of `count` samples against `count`, every canary one higher:
+    U at its maximum n², centred on n²/2, over the rank sum's spread without ties."""
+    pairs = count * count
+    return (pairs / 2 - 0.5) / math.sqrt(pairs * (2 * count + 1) / 12)
 
 
 def _or(weight: float | None, share: float) -> float:

@@ -8,9 +8,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
+from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric, Strategy
 from .critical import annotation_problems
+from .durations import format_seconds
 from .errors import Problem, SpecError
+from .judge import JUDGE_METRIC, Judge, JudgeMetric, SampleQueries
 from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
 from .templates import AlertProvider, MetricTemplate
 from .timing import Timing
@@ -50,6 +52,8 @@ class ReleaseSpec:
     metric_templates: tuple[MetricTemplate, ...] = ()
     alert_providers: tuple[AlertProvider, ...] = ()
     autoscaler: Mapping[str, Any] | None = None
+    judge: Judge | None = None
+    """The statistical judge, run in every metrics check beside the thresholds."""
     selector_label: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +64,7 @@ class ReleaseSpec:
             *self._reference_problems(),
             *self._tcp_problems(),
             *annotation_problems(self.canary.metadata, self.spec.analysis),
+            *self._judge_problems(),
         ]
         if problems:
             raise SpecError(problems)
@@ -78,8 +83,10 @@ class ReleaseSpec:
         metric_templates: Sequence[Mapping[str, Any] | MetricTemplate] = (),
         alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = (),
         autoscaler: Mapping[str, Any] | None = None,
+        judge: Mapping[str, Any] | Judge | None = None,
     ) -> ReleaseSpec:
-        """Builds from Flagger-shaped manifests (camelCase) or already-built models."""
+        """Builds from Flagger-shaped manifests (camelCase) or already-built models; the
+        judge's problems are reported under `judge.`."""
         return cls(
             canary=_model(Canary, canary, "Canary"),
             deployment=deployment,
@@ -92,6 +99,7 @@ class ReleaseSpec:
                 for index, item in enumerate(alert_providers)
             ),
             autoscaler=autoscaler,
+            judge=None if judge is None else _model(Judge, judge, "Judge", prefix="judge"),
         )
 
     # Names, exactly as Flagger spells them, so DNS and dashboards keep working.
@@ -200,6 +208,13 @@ class ReleaseSpec:
                 "deployment.spec.replicas is 0: as with Flagger, the primary runs 1 replica "
                 "and the canary is scaled to 1 for its analysis"
             )
+        if self.judge is not None and self.spec.analysis.strategy is Strategy.BLUEGREEN:
+            notes.append(
+                "judge: blue/green sends users only to the primary and tests the canary "
+                "directly, so the judge compares the load tests' requests to the canary with "
+                "the users' requests to the primary; without a load test the canary has no "
+                "samples and each judge metric follows its nanStrategy and mustHaveData"
+            )
         return notes
 
     def metric_queries(self, timing: Timing | None = None) -> list[MetricQuery]:
@@ -211,6 +226,21 @@ class ReleaseSpec:
             for metric in ordered
         ]
 
+    def judge_queries(self) -> list[tuple[JudgeMetric, SampleQueries]]:
+        """Each judge metric with its canary and primary query. `{{ interval }}` is the
+        judge's step, so that each sample's rate covers only its own step (`SampleWindow`)."""
+        if self.judge is None:
+            return []
+        context = self._context(format_seconds(self.judge.spec.step_seconds), {})
+        return [(metric, metric.sample_queries(context)) for metric in self.judge.spec.metrics]
+
+    def sampling_problems(self, timing: Timing) -> list[Problem]:
+        """Whether every check holds enough judge samples; needs the timing, which the gate and
+        the rehearsal settle after the spec (an interval override changes the count)."""
+        if self.judge is None:
+            return []
+        return self.judge.spec.sampling_problems(timing.interval_seconds, "judge.spec.step")
+
     def query(self, metric: Metric, window: str) -> MetricQuery:
         """`metric`'s query for this release, its range `{{ interval }}` set to `window`."""
         template = self.template_for(metric)
@@ -218,15 +248,18 @@ class ReleaseSpec:
             text = BUILTIN_QUERIES[metric.name]
         else:
             text = template.spec.query if template else metric.query or ""
-        context = QueryContext(
+        context = self._context(window, metric.template_variables or {})
+        return MetricQuery(metric, render(text, context), template)
+
+    def _context(self, window: str, variables: Mapping[str, str]) -> QueryContext:
+        return QueryContext(
             name=self.name,
             namespace=self.namespace,
             target=self.target,
             service=self.service,
             interval=window,
-            variables=metric.template_variables or {},
+            variables=variables,
         )
-        return MetricQuery(metric, render(text, context), template)
 
     def _check_queries(self) -> None:
         problems = []
@@ -395,6 +428,22 @@ class ReleaseSpec:
                 )
         return problems
 
+    def _judge_problems(self) -> list[Problem]:
+        """The judge reports and pushes its score as a metric named `judge`."""
+        if self.judge is None:
+            return []
+        return [
+            Problem(
+                f"spec.analysis.metrics[{index}].name",
+                f"{JUDGE_METRIC!r} is the judge's name in progress lines, reports and "
+                "pushed metrics; rename this metric",
+                metric.name,
+                True,
+            )
+            for index, metric in enumerate(self.spec.analysis.metrics)
+            if metric.name == JUDGE_METRIC
+        ]
+
     def _port_problems(self) -> list[Problem]:
         """The API server rejects a Service whose ports repeat a name or a (number, protocol)
         pair; Flagger would generate such Services from these inputs and fail at every tick."""
@@ -429,10 +478,10 @@ def _namespace_of(manifest: Mapping[str, Any]) -> str | None:
     return str(namespace) if namespace else None
 
 
-def _model(model: type[M], value: Mapping[str, Any] | M, source: str) -> M:
+def _model(model: type[M], value: Mapping[str, Any] | M, source: str, prefix: str = "") -> M:
     if isinstance(value, model):
         return value
     try:
         return model.model_validate(value)
     except ValidationError as error:
-        raise SpecError.from_validation(error, source=source) from None
+        raise SpecError.from_validation(error, prefix=prefix, source=source) from None

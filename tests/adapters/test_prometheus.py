@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -14,11 +15,18 @@ from http_stub import Reply, Stub
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from components.adapters.endpoints import Endpoints
-from components.adapters.prometheus import MetricResult, PrometheusClient, PrometheusError
+from components.adapters.prometheus import (
+    MetricResult,
+    MetricSamples,
+    PrometheusClient,
+    PrometheusError,
+)
 from components.adapters.retry import Backoff, RetryCounter
 from components.rehearse.testbed._loop import free_port
 from components.rehearse.testbed.prometheus import PrometheusServer
 from components.spec import Credentials, Metric, MetricQuery, MetricTemplate, ThresholdRange
+from components.spec.judge import JudgeMetric, SampleQueries, SampleWindow
+from components.spec.queries import QueryContext
 
 TOKEN = "s3cr3t-token-value"
 PASSWORD = "hunter2-password"
@@ -29,15 +37,20 @@ ONE = json.dumps(
 
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    """A real Prometheus scraping a local exporter whose gauge reads 42."""
+    """A real Prometheus scraping a local exporter whose gauge reads 42, and whose per-workload
+    gauge reads 42 for the canary `podinfo` and 40 for `podinfo-primary`."""
     registry = CollectorRegistry()
     Gauge("adapter_test_value", "A value the test controls.", registry=registry).set(42)
+    sides = Gauge("adapter_test_side", "A value per workload.", ["workload"], registry=registry)
+    sides.labels("podinfo").set(42)
+    sides.labels("podinfo-primary").set(40)
     port = free_port()
     server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
     with PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="500ms") as running:
         deadline = time.monotonic() + 20
         while not running.query("adapter_test_value") and time.monotonic() < deadline:
             time.sleep(0.2)
+        time.sleep(1.0)  # so that a window of the last second lies after the first scrape
         yield running
     server.shutdown()
 
@@ -320,3 +333,117 @@ def test_a_query_error_is_not_retried(stub: Stub, endpoints: Endpoints) -> None:
     )
     assert not result.passed
     assert (retries.take(), len(stub.seen)) == (0, 1)
+
+
+# --- Range queries: the judge's samples -------------------------------------------------------
+
+
+def recent(step: float, count: int) -> SampleWindow:
+    return SampleWindow(time.time(), step, count)
+
+
+def matrix(*series: list[list[Any]]) -> str:
+    result = [{"metric": {}, "values": values} for values in series]
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+
+
+def is_nan(values: list[float]) -> list[bool]:
+    return [math.isnan(value) for value in values]
+
+
+@pytest.mark.testbed
+def test_range_query_gives_one_sample_per_step_on_real_prometheus(real: PrometheusClient) -> None:
+    values = real.query_range(real.default_address, "adapter_test_value", recent(0.25, 4))
+    assert values == [42.0] * 4
+
+
+@pytest.mark.testbed
+def test_samples_of_the_canary_and_its_primary_on_real_prometheus(real: PrometheusClient) -> None:
+    metric = JudgeMetric(name="side", query='adapter_test_side{workload="{{ target }}"}')
+    context = QueryContext("podinfo", "default", "podinfo", "podinfo", "250ms", {})
+
+    samples = real.samples("side", metric.sample_queries(context), recent(0.25, 4))
+
+    assert samples == MetricSamples("side", (42.0,) * 4, (40.0,) * 4)
+
+
+@pytest.mark.testbed
+@pytest.mark.parametrize("query", ["no_such_series_anywhere", "vector(NaN)"])
+def test_an_empty_result_and_nan_are_nan_samples_on_real_prometheus(
+    real: PrometheusClient, query: str
+) -> None:
+    values = real.query_range(real.default_address, query, recent(0.5, 3))
+    assert is_nan(values) == [True] * 3
+
+
+@pytest.mark.testbed
+def test_times_without_a_value_are_nan_on_real_prometheus(real: PrometheusClient) -> None:
+    even = float(math.floor(time.time() / 2) * 2)
+    window = SampleWindow(even, 0.5, 4)  # at even - 1.5, - 1, - 0.5 and even itself
+    present = "vector(1) and on() (vector(time() % 2) >= 1)"  # in odd seconds only
+
+    values = real.query_range(real.default_address, present, window)
+
+    assert is_nan(values) == [True, False, False, True]
+    assert values[1:3] == [1.0, 1.0]
+
+
+@pytest.mark.testbed
+def test_several_series_and_bad_promql_are_errors_on_real_prometheus(
+    prometheus: PrometheusServer, endpoints: Endpoints
+) -> None:
+    prom = client(endpoints, prometheus.url)
+    two = 'vector(1) or label_replace(vector(2), "side", "b", "", "")'
+    with pytest.raises(PrometheusError, match="returned 2 series; a judge query must return one"):
+        prom.query_range(prometheus.url, two, recent(0.5, 2))
+    with pytest.raises(PrometheusError, match="answered 400: bad_data"):
+        prom.query_range(prometheus.url, "sum(", recent(0.5, 2))
+
+
+def test_range_query_asks_for_the_windows_times(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=matrix([]))
+    window = SampleWindow(1_700_000_010.0, 0.5, 5)
+
+    client(endpoints, stub.url).query_range(stub.url, "up", window)
+
+    (seen,) = stub.seen
+    assert seen.path == (
+        "/api/v1/query_range?query=up&start=1700000008.000&end=1700000010.000&step=0.5"
+    )
+
+
+def test_stub_samples_are_placed_at_their_times_and_nan_fills_the_gaps(
+    stub: Stub, endpoints: Endpoints
+) -> None:
+    stub.default = Reply(body=matrix([[997, "1"], [999, "NaN"], [1000, "+Inf"]]))
+
+    values = client(endpoints, stub.url).query_range(stub.url, "up", SampleWindow(1000.0, 1.0, 4))
+
+    assert values[0] == 1.0
+    assert is_nan(values[1:3]) == [True, True]
+    assert values[3] == math.inf
+
+
+def test_stub_empty_result_is_all_nan(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=json.dumps(json.loads(matrix())))  # no series at all
+    values = client(endpoints, stub.url).query_range(stub.url, "up", SampleWindow(10.0, 1.0, 3))
+    assert is_nan(values) == [True] * 3
+
+
+def test_an_instant_answer_to_a_range_query_is_an_error(stub: Stub, endpoints: Endpoints) -> None:
+    stub.default = Reply(body=ONE)
+    with pytest.raises(PrometheusError, match="result type vector is not a range query's matrix"):
+        client(endpoints, stub.url).query_range(stub.url, "up", SampleWindow(10.0, 1.0, 3))
+
+
+def test_a_server_problem_is_the_samples_error_not_an_exception(
+    stub: Stub, endpoints: Endpoints
+) -> None:
+    stub.default = Reply(503, "busy")
+    retries = RetryCounter()
+    prom = client(endpoints, stub.url, backoff=Backoff(budget=0.3, base=0.01), retries=retries)
+
+    samples = prom.samples("m", SampleQueries("up", "up"), SampleWindow(10.0, 1.0, 3))
+
+    assert samples == MetricSamples("m", (), (), f"prometheus at {stub.url}: answered 503: busy")
+    assert retries.take() >= 1  # asked again while busy, as instant queries are

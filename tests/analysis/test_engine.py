@@ -162,6 +162,30 @@ def test_closed_confirm_promotion_holds_then_rolls_back_at_the_deadline() -> Non
     assert state.failed_checks == 0
 
 
+def test_pending_metrics_hold_without_failing_then_roll_back_at_the_deadline() -> None:
+    spec = spec_with(stepWeight=50, threshold=1)
+
+    def undecided(check: Check, tick: int) -> CheckResult:
+        if check.kind is CheckKind.METRICS:
+            return CheckResult(check, passed=False, reason="judge Marginal", pending=True)
+        return passing(check, tick)
+
+    release_plan = plan_of(spec)
+    decision = begin(release_plan)
+    for tick in range(4):
+        results = [undecided(check, tick) for check in checks(release_plan, decision.state)]
+        decision = advance(release_plan, decision.state, results, now=float(tick), deadline=3.0)
+        if tick in (1, 2):  # stepped to 50 at tick 0, then held: no failed check counted
+            assert decision.state.phase is Phase.PROGRESSING
+            assert decision.state.failed_checks == 0
+            assert decision.state.applied_weights == (50,)
+            assert decision.traffic is None
+            assert decision.events[0].message == "Waiting: metrics held: judge Marginal"
+    assert decision.state.phase is Phase.FAILED
+    assert decision.state.reason == "release deadline exceeded while metrics held: judge Marginal"
+    assert decision.state.failed_checks == 0
+
+
 def test_rollback_hook_answering_2xx_rolls_back() -> None:
     spec = spec_with(
         stepWeight=10, webhooks=[{"name": "abort", "type": "rollback", "url": "http://gate/"}]

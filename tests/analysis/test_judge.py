@@ -504,7 +504,7 @@ def test_group_score_counts_nodata_fail_but_not_nodata() -> None:
     assert result.groups[0].score == 50.0
     assert result.score == 50.0
     assert result.reason == (
-        "judge score 50 (Fail; pass 95, marginal 75): c High, d NodataFail, e Nodata"
+        "judge score 50 (Fail; pass 95, marginal 75): c: High; d: NodataFail; e: Nodata"
     )
 
 

@@ -10,11 +10,13 @@ import copy
 from typing import Any
 
 import pulumi
+import pytest
 from pulumi.runtime import rpc
 
-from components import CanaryDeployment, CanaryDeploymentArgs
+from components import CanaryDeployment, CanaryDeploymentArgs, SpecError
 from components.provider.rollout import GateOptions
 from components.spec import MetricTemplate
+from components.spec.judge import Judge
 from tests.conftest import RecordingMonitor, Registration, load_yaml, tutorial_bundle
 
 ROLLOUT = "pulumi-python:dynamic/canary:Rollout"
@@ -206,3 +208,48 @@ def test_metric_template_credentials_given_in_python_reach_the_gate_secret(
         assert "t0ken" not in repr(config_map.inputs)
 
     return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_judge_reaches_every_gate_resource(monitor: RecordingMonitor) -> None:
+    judge = load_yaml("judge.yaml")
+    component = CanaryDeployment.from_flagger(
+        "podinfo", **tutorial_bundle("tutorial-canary").kwargs(), judge=judge
+    )
+    assert component.release.judge is not None
+
+    def check(_: Any) -> None:
+        for typ, name in (
+            (GUARD, "podinfo-guard"),
+            (ROLLOUT, "podinfo-rollout"),
+            (FINALISER, "podinfo-finaliser"),
+        ):
+            assert find(monitor.registrations, typ, name).inputs["judge"] == judge, name
+
+    return declared(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_judge_model_reaches_the_gate_as_its_document(monitor: RecordingMonitor) -> None:
+    model = Judge.parse(load_yaml("judge.yaml"))
+    kwargs = tutorial_bundle("tutorial-canary").kwargs()
+    component = CanaryDeployment(
+        "podinfo",
+        CanaryDeploymentArgs(canary=kwargs["canary"], deployment=kwargs["deployment"], judge=model),
+    )
+
+    def check(_: Any) -> None:
+        sent = find(monitor.registrations, ROLLOUT, "podinfo-rollout").inputs["judge"]
+        assert Judge.parse(sent) == model
+
+    return declared(component).apply(check)
+
+
+def test_a_bad_judge_declares_nothing(monitor: RecordingMonitor) -> None:
+    judge = load_yaml("judge.yaml")
+    judge["spec"]["step"] = "soon"
+    with pytest.raises(SpecError, match=r"judge\.spec\.step"):
+        CanaryDeployment.from_flagger(
+            "podinfo", **tutorial_bundle("tutorial-canary").kwargs(), judge=judge
+        )
+    assert monitor.registrations == []

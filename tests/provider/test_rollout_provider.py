@@ -26,6 +26,7 @@ from components.errors import ReleaseFailed
 from components.provider import rollout
 from components.provider.rollout import GateInputs, RolloutProvider
 from components.spec import template_revision
+from tests.conftest import load_yaml
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters, initial_state
 
 
@@ -138,6 +139,30 @@ def test_check_never_echoes_the_kubeconfig(props: dict[str, Any]) -> None:
     failures = RolloutProvider().check({}, props).failures
     assert any(failure.property == "kubeconfig" for failure in failures)
     assert not any("42" in failure.reason for failure in failures)
+
+
+def test_check_validates_the_judge_with_field_paths(props: dict[str, Any]) -> None:
+    judge = load_yaml("judge.yaml")
+    assert RolloutProvider().check({}, {**props, "judge": judge}).failures == []
+    assert GateInputs.of({**props, "judge": judge}).release.judge is not None
+
+    judge["spec"]["onMarginal"] = "wait"
+    failures = RolloutProvider().check({}, {**props, "judge": judge}).failures
+    assert [failure.property for failure in failures] == ["judge.spec.onMarginal"]
+    assert "(got 'wait')" in failures[0].reason
+
+
+def test_check_counts_the_judges_samples_at_the_interval_override(props: dict[str, Any]) -> None:
+    judge = load_yaml("judge.yaml")
+    judge["spec"]["step"] = "1s"
+    failures = RolloutProvider().check({}, {**props, "judge": judge, "interval": "2s"}).failures
+    assert [failure.property for failure in failures] == ["judge.spec.step"]
+    assert "gives 2 samples per side in each 2s check" in failures[0].reason
+    assert RolloutProvider().check({}, {**props, "judge": judge}).failures == []  # 1m: 60
+
+
+def test_check_leaves_an_unknown_judge_to_pulumi_up(props: dict[str, Any]) -> None:
+    assert RolloutProvider().check({}, {**props, "judge": unknown()}).failures == []
 
 
 # -- diff -------------------------------------------------------------------------------------

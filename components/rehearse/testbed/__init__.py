@@ -28,7 +28,7 @@ except ImportError as missing:
 from .kube import KubeApiEmulator, KubeEmulator
 from .mesh import LOAD_TEST, Fault, MeshSimulator, RequestClass
 from .outside import LocalOnly
-from .prometheus import PrometheusServer
+from .prometheus import SCRAPE_INTERVAL, PrometheusServer, scrape_interval_for
 from .pushgateway import PushgatewayServer
 from .receivers import AlertReceiver, LoadTest, LoadTester, Received
 
@@ -50,6 +50,7 @@ __all__ = [
     "Received",
     "RequestClass",
     "TestBed",
+    "scrape_interval_for",
 ]
 
 
@@ -78,7 +79,7 @@ class TestBed:
         request_mix: Iterable[RequestClass] = (RequestClass(),),
         direct_rps: Mapping[str, float] | None = None,
         rps: float = 1200.0,
-        scrape_interval: str = "500ms",
+        scrape_interval: str = SCRAPE_INTERVAL,
         token: str = "testbed-token",
     ) -> None:
         self.namespace = namespace

@@ -201,6 +201,12 @@ class MeshSimulator:
             else:
                 self._faults[key] = fault
 
+    def reseed(self, seed: int) -> None:
+        """Restart the noise of counts, routes, errors and latencies from `seed`, so several
+        rehearsals on one bed each draw their own (the scheduling of ticks still varies)."""
+        with self._lock:
+            self._random = random.Random(seed)
+
     def set_crashloop(self, image: str, crashing: bool = True) -> None:
         """Make pods with `image` crash-loop (or recover)."""
         with self._lock:

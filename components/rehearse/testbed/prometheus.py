@@ -9,9 +9,22 @@ from pathlib import Path
 import httpx
 import yaml
 
+from ...spec.durations import format_seconds, parse_seconds
 from ._process import ServerProcess
 
 PROMETHEUS_BINARY = "/usr/bin/prometheus"
+SCRAPE_INTERVAL = "500ms"
+# rate() over one judge step needs two scrapes inside it; 2.5 a step leaves room for jitter.
+SCRAPES_PER_STEP = 2.5
+
+
+def scrape_interval_for(judge_step: str | None) -> str:
+    """The bed's scrape interval: the default, or short enough for the judge's queries, whose
+    `{{ interval }}` is one step."""
+    if judge_step is None:
+        return SCRAPE_INTERVAL
+    seconds = min(parse_seconds(SCRAPE_INTERVAL), parse_seconds(judge_step) / SCRAPES_PER_STEP)
+    return format_seconds(seconds)
 
 
 class PrometheusServer(ServerProcess):
@@ -25,8 +38,8 @@ class PrometheusServer(ServerProcess):
     def __init__(
         self,
         targets: Sequence[str],
-        scrape_interval: str = "500ms",
-        evaluation_interval: str = "500ms",
+        scrape_interval: str = SCRAPE_INTERVAL,
+        evaluation_interval: str = SCRAPE_INTERVAL,
         binary: str = PROMETHEUS_BINARY,
         pushgateways: Sequence[str] = (),
     ) -> None:
