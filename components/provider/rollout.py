@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 from pulumi.output import Unknown
+from pydantic import ValidationError
 
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import ClusterError
@@ -27,7 +28,7 @@ from ..analysis import images_of, plan, review
 from ..errors import PermanentError, ReleaseFailed
 from ..routing import primary_deployment
 from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
-from ..spec import ReleaseSpec, SpecError, integral, template_revision
+from ..spec import Canary, ReleaseSpec, SpecError, integral, template_revision
 from ..spec.critical import Critical
 from ..spec.timing import Timing
 
@@ -550,7 +551,7 @@ class ReleaseInputs:
             lambda deployment: deployment["spec"]["template"]
         )
         return {
-            "canary": self.canary,
+            "canary": pulumi.Output.from_input(self.canary).apply(_secret_if_notifying_slack),
             "deployment": self.deployment,
             "podTemplate": template,
             "metricTemplates": _secret_if(list(self.metric_templates), _has_credentials),
@@ -604,6 +605,16 @@ def _has_credentials(templates: list[Any]) -> bool:
         not isinstance(template, Mapping) or template.get("credentials") is not None
         for template in templates
     )
+
+
+def _secret_if_notifying_slack(canary: Any) -> Any:
+    """Secret when a webhook notifies Slack, as its URL is a credential; otherwise the canary
+    stays readable in previews. One that does not validate is kept secret to be safe."""
+    try:
+        notifies = bool(Canary.model_validate(canary).spec.analysis.slack_notifications)
+    except ValidationError:
+        notifies = True
+    return pulumi.Output.secret(canary) if notifies else canary
 
 
 def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:
