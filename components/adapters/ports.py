@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..analysis import WorkloadStatus
 from ..routing import TrafficState
 from ..spec import MetricQuery, Webhook
-from .alerts import AlertMessage
+from .alerts import AlertMessage, Severity
 from .cluster import Routes, StoredMap
 from .prometheus import MetricResult
 from .webhooks import WebhookResult
@@ -67,9 +67,15 @@ class MetricsPort(Protocol):
 
 
 class HooksPort(Protocol):
-    """One webhook call with Flagger's payload; never raises (the result says why it failed)."""
+    """Webhook calls with Flagger's payloads; never raise (the result says why one failed)."""
 
     def call(self, hook: Webhook, phase: str) -> WebhookResult: ...
+
+    def event(
+        self, hook: Webhook, phase: str, severity: Severity, message: str, at: float
+    ) -> WebhookResult:
+        """One event of the release, `at` seconds since the epoch."""
+        ...
 
 
 class AlertsPort(Protocol):

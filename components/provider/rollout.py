@@ -49,6 +49,7 @@ INPUT_KEYS = (
     "declaredUids",
     "critical",
     "scrapeInterval",
+    "eventWebhook",
 )
 # The inputs `GateInputs` validates: while one is unknown, validation waits for `pulumi up`.
 VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrapeInterval")
@@ -60,9 +61,9 @@ VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrape
 OUTPUT_KEYS = ("revision", "phase", "promotion", "promotedTemplate", "history", "rolloutId")
 # Inputs a later call reads back from state (delete, and each run's check of the cluster): a
 # change to one is a diff even without a new template. The rest (the spec, interval, deadline,
-# pushgateway) take effect with the next release, read from its new inputs, so a change to
-# them alone is no diff: at preview, a changed Rollout's outputs that are not inputs show as
-# unknown, and the primary would read "may change" when nothing is to be released.
+# pushgateway, event webhook) take effect with the next release, read from its new inputs, so a
+# change to them alone is no diff: at preview, a changed Rollout's outputs that are not inputs
+# show as unknown, and the primary would read "may change" when nothing is to be released.
 STATE_KEYS = ("kubeconfig", "context", "declaredUids")
 # The promotion of a Rollout's first release, which needs no finalising.
 INITIAL_PROMOTION = "initial"
@@ -143,7 +144,7 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     retry = props.get("retryFailed")
     if retry is not None and not isinstance(retry, (bool, Unknown)):
         failures.append(dyn.CheckFailure("retryFailed", f"must be true or false, not {retry!r}"))
-    for key in ("kubeconfig", "context", "pushgateway"):
+    for key in ("kubeconfig", "context", "pushgateway", "eventWebhook"):
         value = props.get(key)
         if value is not None and not isinstance(value, (str, Unknown)):
             # Never echo the value: kubeconfig is a secret.
@@ -219,6 +220,7 @@ def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Itera
             revision=gate.revision,
             now=clock.now,
             pushgateway=props.get("pushgateway") or None,
+            event_webhook=props.get("eventWebhook") or None,
         )
 
 
@@ -585,6 +587,9 @@ class GateOptions:
     scrape_interval: pulumi.Input[str] | None = None
     """How often Prometheus scrapes the mesh: the watch runs each critical query once per
     scrape. Overrides `canary.pulumi.com/scrape-interval`; default 15s, as Istio's."""
+    event_webhook: pulumi.Input[str] | None = None
+    """Flagger's `-event-webhook`: a URL that gets every event of a canary without
+    `type: event` webhooks of its own."""
 
     def props(self) -> dict[str, Any]:
         return {
@@ -596,6 +601,7 @@ class GateOptions:
             "pushgateway": self.pushgateway,
             "critical": self.critical,
             "scrapeInterval": self.scrape_interval,
+            "eventWebhook": self.event_webhook,
         }
 
 
