@@ -243,6 +243,8 @@ class Webhook(SpecModel):
         hint = ""
         if value in ("slack", "msteams", "discord", "rocket", "gchat"):
             hint = f"; a {value} notification is an AlertProvider in spec.analysis.alerts"
+        if value == "slack":
+            hint += ", or this webhook without type and with metadata.type: slack"
         raise ValueError(f"must be one of {known}{hint}")
 
     @property
