@@ -38,6 +38,7 @@ gate = GateOptions(
     pushgateway=config.get("pushgateway"),
     critical=config.get("critical"),
     scrape_interval=config.get("scrapeInterval"),
+    event_webhook=config.get("eventWebhook"),
 )
 podinfo = CanaryDeployment.from_flagger(
     "podinfo", canary=manifest("canary.yaml"), deployment=deployment, gate=gate

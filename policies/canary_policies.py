@@ -458,7 +458,7 @@ WEBHOOK_SCHEMA = _setting(
 
 def _check_webhooks(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     """Flagger posts the release's metadata to every webhook: over plain HTTP that may only go
-    to in-cluster Services."""
+    to in-cluster Services. The URL is not repeated: it may embed a credential (Slack's do)."""
     canary = _canary(args)
     if canary is None:
         return
@@ -473,7 +473,7 @@ def _check_webhooks(args: ResourceValidationArgs, config: Mapping[str, Any]) -> 
         if parts.scheme.lower() == "http" and not is_in_cluster(host, domain):
             yield (
                 f"{canary.name}: analysis.webhooks[{index}] ({hook.get('name', 'unnamed')}) url is "
-                f"{url}, plain HTTP to {host or 'no host'} outside the cluster; use https:// or an "
+                f"plain HTTP to {host or 'no host'} outside the cluster; use https:// or an "
                 "in-cluster Service address such as <svc>.<ns>"
             )
 

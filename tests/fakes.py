@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.adapters.alerts import AlertMessage
+from components.adapters.alerts import AlertMessage, Severity
 from components.adapters.bundle import Adapters
 from components.adapters.cluster import ClusterError, Routes, StoredMap
 from components.adapters.prometheus import MetricResult, MetricSamples
@@ -206,15 +206,38 @@ class FakeMetrics:
         return MetricResult(metric.name, value, shown, reason is None, reason, query.query)
 
 
+@dataclass(frozen=True)
+class PostedEvent:
+    hook: str
+    phase: str
+    severity: Severity
+    message: str
+    at: float
+
+
 @dataclass
 class FakeHooks:
-    """Hooks pass unless their name is in `failing`; every call is recorded."""
+    """Hooks pass unless their name is in `failing` (answered 500) or `unreachable` (no
+    answer); every call and every event post is recorded."""
 
     failing: set[str] = field(default_factory=set)
+    unreachable: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    events: list[PostedEvent] = field(default_factory=list)
 
     def call(self, hook: Webhook, phase: str) -> WebhookResult:
         self.calls.append((hook.name, phase))
+        return self._result(hook)
+
+    def event(
+        self, hook: Webhook, phase: str, severity: Severity, message: str, at: float
+    ) -> WebhookResult:
+        self.events.append(PostedEvent(hook.name, phase, severity, message, at))
+        return self._result(hook)
+
+    def _result(self, hook: Webhook) -> WebhookResult:
+        if hook.name in self.unreachable:
+            return WebhookResult(hook.name, hook.hook_type, False, None, "ConnectError", 0.0, 1)
         passed = hook.name not in self.failing
         return WebhookResult(
             hook.name, hook.hook_type, passed, 200 if passed else 500,

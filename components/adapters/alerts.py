@@ -135,8 +135,14 @@ class _DeliveryError(Exception):
     """A delivery problem, worded to be safe to show (no URL, no body)."""
 
 
+# A Slack notification webhook has no severity of its own: info, so it gets every alert (the
+# start, each step, halts, the outcome), which is what Flagger's docs promise for it.
+NOTIFICATION_SEVERITY: Severity = "info"
+
+
 class Notifier:
-    """Sends a message to every alert of one release whose severity admits it."""
+    """Sends a message to every alert of one release whose severity admits it, and to its
+    Slack notification webhooks (`ReleaseSpec.slack_notifications`)."""
 
     def __init__(
         self,
@@ -153,26 +159,36 @@ class Notifier:
 
     def notify(self, message: AlertMessage) -> list[str]:
         """Returns (and logs) one warning per failed delivery; never raises for delivery."""
-        warnings = []
-        for alert in self._release.spec.analysis.alerts:
-            if not admits(alert.severity, message.severity):
-                continue
-            warning = self._deliver(alert, message)
-            if warning is not None:
-                _LOG.warning(warning)
-                warnings.append(warning)
+        outcomes = [
+            self._alert(alert, message)
+            for alert in self._release.spec.analysis.alerts
+            if admits(alert.severity, message.severity)
+        ]
+        if admits(NOTIFICATION_SEVERITY, message.severity):
+            outcomes += [
+                self._deliver(provider, message, f"webhook {provider.name} (Slack notification)")
+                for provider in self._release.slack_notifications
+            ]
+        warnings = [outcome for outcome in outcomes if outcome is not None]
+        for warning in warnings:
+            _LOG.warning(warning)
         return warnings
 
-    def _deliver(self, alert: Alert, message: AlertMessage) -> str | None:
+    def _alert(self, alert: Alert, message: AlertMessage) -> str | None:
         ref = alert.provider_ref
         provider = self._release.alert_provider(ref.name, ref.namespace)
         if provider is None:
             return f"alert {alert.name}: no AlertProvider {ref.name}"
+        label = f"alert provider {provider.name} ({provider.spec.type})"
+        return self._deliver(provider, message, label)
+
+    def _deliver(self, provider: AlertProvider, message: AlertMessage, label: str) -> str | None:
+        """Posts in the provider's format; a failure is a warning starting with `label`."""
         body = FORMATS[provider.spec.type](message, provider)
         try:
             self._post(self._address(provider, self._release.namespace), body, provider.spec.proxy)
         except _DeliveryError as problem:
-            return f"alert provider {provider.name} ({provider.spec.type}): {problem}"
+            return f"{label}: {problem}"
         return None
 
     def _address(self, provider: AlertProvider, namespace: str) -> str:

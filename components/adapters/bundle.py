@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..spec import ReleaseSpec, checksum
+from ..spec import HookType, ReleaseSpec, Webhook, checksum
 from .alerts import Notifier
 from .cluster import API_BACKOFF, Cluster
 from .kube import Connections
@@ -33,6 +33,8 @@ class Adapters:
     critical_metrics: MetricsPort | None = None
     """The critical watch's queries: the same Prometheus, retried for a few seconds only;
     None: the release is not watched between checks."""
+    event_webhook: Webhook | None = None
+    """Flagger's `-event-webhook`: gets the events of a canary without `type: event` hooks."""
 
     @classmethod
     def connect(
@@ -44,6 +46,7 @@ class Adapters:
         now: Callable[[], float],
         cluster_backoff: Backoff = API_BACKOFF,
         pushgateway: str | None = None,
+        event_webhook: str | None = None,
     ) -> Adapters:
         """The real adapters of one release; `connections` owns (and closes) every client."""
         retries = RetryCounter()
@@ -75,4 +78,9 @@ class Adapters:
             retries=retries,
             pushgateway=Pushgateway(endpoints.request, pushgateway) if pushgateway else None,
             critical_metrics=prometheus(WATCH_BACKOFF),
+            event_webhook=(
+                Webhook(name="events", url=event_webhook, type=HookType.EVENT)
+                if event_webhook
+                else None
+            ),
         )

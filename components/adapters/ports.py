@@ -16,7 +16,7 @@ from ..analysis import WorkloadStatus
 from ..routing import TrafficState
 from ..spec import MetricQuery, Webhook
 from ..spec.judge import SampleQueries, SampleWindow
-from .alerts import AlertMessage
+from .alerts import AlertMessage, Severity
 from .cluster import Routes, StoredMap
 from .prometheus import MetricResult, MetricSamples
 from .webhooks import WebhookResult
@@ -71,9 +71,15 @@ class MetricsPort(Protocol):
 
 
 class HooksPort(Protocol):
-    """One webhook call with Flagger's payload; never raises (the result says why it failed)."""
+    """Webhook calls with Flagger's payloads; never raise (the result says why one failed)."""
 
     def call(self, hook: Webhook, phase: str) -> WebhookResult: ...
+
+    def event(
+        self, hook: Webhook, phase: str, severity: Severity, message: str, at: float
+    ) -> WebhookResult:
+        """One event of the release, `at` seconds since the epoch."""
+        ...
 
 
 class AlertsPort(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from ..spec import HookType, Webhook
+from .alerts import Severity
 from .endpoints import Endpoints
 from .retry import RetryCounter, transport_transient
 
@@ -27,6 +28,8 @@ _ACTUAL_PHASE_HOOKS = frozenset(
 )
 _PROGRESSING = "Progressing"
 _MAX_BACKOFF = 5.0
+# Flagger's event types are Kubernetes': Normal for its recordEventInfof, Warning otherwise.
+_EVENT_TYPES: dict[str, str] = {"info": "Normal", "warn": "Warning", "error": "Warning"}
 
 
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
@@ -145,12 +148,35 @@ class WebhookCaller:
             hook, payload(self.name, self.namespace, phase, self.checksum, hook.metadata)
         )
 
-    def send(self, hook: Webhook, body: Mapping[str, Any]) -> WebhookResult:
-        """POSTs a prepared body (e.g. from `event_payload`) with the hook's timeout and retries.
+    def event(
+        self, hook: Webhook, phase: str, severity: Severity, message: str, at: float
+    ) -> WebhookResult:
+        """Posts one event as Flagger's CallEventWebhook does: the canary's `phase`, the
+        message, Normal or Warning, and `at` in ms; on a key both have, the event's wins.
 
-        Besides the hook's own `retries`, a request the receiver never took (a refused
-        connection, 429, 503) is sent again while the hook's timeout lasts: it ran nothing, so
-        sending it again cannot run a load test twice.
+        Once, plus the hook's own `retries`: a release does not wait for a receiver that is
+        not there, as it would for a gate.
+        """
+        body = event_payload(
+            self.name,
+            self.namespace,
+            phase,
+            self.checksum,
+            hook.metadata,
+            message=message,
+            event_type=_EVENT_TYPES[severity],
+            now=at,
+        )
+        return self.send(hook, body, resend_untaken=False)
+
+    def send(
+        self, hook: Webhook, body: Mapping[str, Any], *, resend_untaken: bool = True
+    ) -> WebhookResult:
+        """POSTs a prepared body with the hook's timeout and retries.
+
+        Besides the hook's own `retries`, with `resend_untaken` a request the receiver never
+        took (a refused connection, 429, 503) is sent again while the hook's timeout lasts: it
+        ran nothing, so sending it again cannot run a load test twice.
         """
         timeout = hook.timeout_seconds
         started = time.monotonic()
@@ -162,7 +188,9 @@ class WebhookCaller:
                 break
             wait = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
             own_retry_left = attempts <= hook.retries
-            never_taken = not taken and time.monotonic() - started + wait < timeout
+            never_taken = (
+                resend_untaken and not taken and time.monotonic() - started + wait < timeout
+            )
             if not (own_retry_left or never_taken):
                 break
             if self.retries is not None:

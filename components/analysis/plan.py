@@ -187,7 +187,7 @@ def plan(spec: CanarySpec, timing: Timing) -> ReleasePlan:
         steps=tuple(steps),
         interval_seconds=interval,
         threshold=threshold,
-        hook_types=frozenset(hook.hook_type for hook in analysis.webhooks),
+        hook_types=frozenset(hook.hook_type for hook in analysis.called_hooks),
         skip_analysis=spec.skip_analysis,
         step_weight_promotion=analysis.step_weight_promotion or 0,
         progress_deadline_seconds=progress_deadline,

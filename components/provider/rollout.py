@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 from pulumi.output import Unknown
+from pydantic import ValidationError
 
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import ClusterError
@@ -27,7 +28,7 @@ from ..analysis import images_of, plan, review
 from ..errors import PermanentError, ReleaseFailed
 from ..routing import primary_deployment
 from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
-from ..spec import ReleaseSpec, SpecError, integral, template_revision
+from ..spec import Canary, ReleaseSpec, SpecError, integral, template_revision
 from ..spec.critical import Critical
 from ..spec.timing import Timing
 
@@ -48,6 +49,7 @@ INPUT_KEYS = (
     "declaredUids",
     "critical",
     "scrapeInterval",
+    "eventWebhook",
 )
 # The inputs `GateInputs` validates: while one is unknown, validation waits for `pulumi up`.
 VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrapeInterval")
@@ -59,9 +61,9 @@ VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrape
 OUTPUT_KEYS = ("revision", "phase", "promotion", "promotedTemplate", "history", "rolloutId")
 # Inputs a later call reads back from state (delete, and each run's check of the cluster): a
 # change to one is a diff even without a new template. The rest (the spec, interval, deadline,
-# pushgateway) take effect with the next release, read from its new inputs, so a change to
-# them alone is no diff: at preview, a changed Rollout's outputs that are not inputs show as
-# unknown, and the primary would read "may change" when nothing is to be released.
+# pushgateway, event webhook) take effect with the next release, read from its new inputs, so a
+# change to them alone is no diff: at preview, a changed Rollout's outputs that are not inputs
+# show as unknown, and the primary would read "may change" when nothing is to be released.
 STATE_KEYS = ("kubeconfig", "context", "declaredUids")
 # The promotion of a Rollout's first release, which needs no finalising.
 INITIAL_PROMOTION = "initial"
@@ -145,7 +147,7 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     retry = props.get("retryFailed")
     if retry is not None and not isinstance(retry, (bool, Unknown)):
         failures.append(dyn.CheckFailure("retryFailed", f"must be true or false, not {retry!r}"))
-    for key in ("kubeconfig", "context", "pushgateway"):
+    for key in ("kubeconfig", "context", "pushgateway", "eventWebhook"):
         value = props.get(key)
         if value is not None and not isinstance(value, (str, Unknown)):
             # Never echo the value: kubeconfig is a secret.
@@ -221,6 +223,7 @@ def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Itera
             revision=gate.revision,
             now=clock.now,
             pushgateway=props.get("pushgateway") or None,
+            event_webhook=props.get("eventWebhook") or None,
         )
 
 
@@ -555,7 +558,7 @@ class ReleaseInputs:
             lambda deployment: deployment["spec"]["template"]
         )
         return {
-            "canary": self.canary,
+            "canary": pulumi.Output.from_input(self.canary).apply(_secret_if_notifying_slack),
             "deployment": self.deployment,
             "podTemplate": template,
             "metricTemplates": _secret_if(list(self.metric_templates), _has_credentials),
@@ -590,6 +593,9 @@ class GateOptions:
     scrape_interval: pulumi.Input[str] | None = None
     """How often Prometheus scrapes the mesh: the watch runs each critical query once per
     scrape. Overrides `canary.pulumi.com/scrape-interval`; default 15s, as Istio's."""
+    event_webhook: pulumi.Input[str] | None = None
+    """Flagger's `-event-webhook`: a URL that gets every event of a canary without
+    `type: event` webhooks of its own."""
 
     def props(self) -> dict[str, Any]:
         return {
@@ -601,6 +607,7 @@ class GateOptions:
             "pushgateway": self.pushgateway,
             "critical": self.critical,
             "scrapeInterval": self.scrape_interval,
+            "eventWebhook": self.event_webhook,
         }
 
 
@@ -610,6 +617,16 @@ def _has_credentials(templates: list[Any]) -> bool:
         not isinstance(template, Mapping) or template.get("credentials") is not None
         for template in templates
     )
+
+
+def _secret_if_notifying_slack(canary: Any) -> Any:
+    """Secret when a webhook notifies Slack, as its URL is a credential; otherwise the canary
+    stays readable in previews. One that does not validate is kept secret to be safe."""
+    try:
+        notifies = bool(Canary.model_validate(canary).spec.analysis.slack_notifications)
+    except ValidationError:
+        notifies = True
+    return pulumi.Output.secret(canary) if notifies else canary
 
 
 def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:

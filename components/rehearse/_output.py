@@ -56,8 +56,13 @@ def header(
         f"           rollback after {plan.threshold} failed checks; at most ~{worst}",
         f"  gates:   {gate_summary(release.spec.analysis)}",
     ]
-    for hook in release.spec.analysis.webhooks:
+    for hook in release.spec.analysis.called_hooks:
         lines += _hook_lines(hook.name, str(hook.hook_type), hook.url, hook.metadata or {})
+    for hook in release.spec.analysis.slack_notifications:
+        lines.append(
+            f"  notify:  {hook.name} (Slack notification, not a gate) {_shown_url(hook.url)}: "
+            "gets every alert"
+        )
     for alert in release.spec.analysis.alerts:
         provider = release.alert_provider(alert.provider_ref.name, alert.provider_ref.namespace)
         kind = provider.spec.type if provider else "?"

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import yaml
 
-from ..adapters.alerts import AlertMessage, admits
+from ..adapters.alerts import NOTIFICATION_SEVERITY, AlertMessage, admits
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import Cluster
 from ..adapters.kube import Connections, KubeAccess
@@ -428,6 +428,8 @@ class _AlertLog:
             for alert in self._release.spec.analysis.alerts
             if admits(alert.severity, message.severity)
         ]
+        if admits(NOTIFICATION_SEVERITY, message.severity):
+            providers += [f"webhook {hook.name}" for hook in self._release.slack_notifications]
         entry = AlertEntry(time.time(), 0.0, message.severity, message.text, providers, warnings)
         self._log.append(entry)
         if providers and not warnings:

@@ -55,6 +55,7 @@ from ..spec.critical import Critical
 from ..spec.judge import JUDGE_METRIC
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
+from .events import EventPoster
 from .judging import Judged, judge_check
 from .progress import print_progress
 from .report import CheckEntry, MetricEntry, PlanEntry, ReleaseReport
@@ -118,6 +119,7 @@ class Scheduler:
         self._metrics = MetricsState()
         self.report: ReleaseReport | None = None
         """The last analysis's report; a promotion's finalising adds its webhook calls."""
+        self._events = EventPoster(release, adapters, warn=self._say)
 
     @property
     def name(self) -> str:
@@ -267,6 +269,7 @@ class Scheduler:
         lets us. The record says so first (Interrupted, so the next run analyses again), unless
         the canary had already failed: that verdict stays."""
         record = self._record
+        phase = str(record.phase if record is not None else Phase.PROGRESSING)
         if record is not None and record.phase is RecordPhase.FAILED:
             intent = replace(record, weight=self._traffic.canary_weight, settled=False)
         elif isinstance(error, ReleaseInterrupted):
@@ -285,10 +288,14 @@ class Scheduler:
             self._say(str(incomplete))
         self._push()
         if isinstance(error, ReleaseInterrupted):
-            self._say(
+            self._event(
+                "warn",
                 f"interrupted ({error}): all traffic is on the primary; "
-                "the next pulumi up starts the release over"
+                "the next pulumi up starts the release over",
+                phase,
             )
+        else:  # not said: the error is what `pulumi up` prints
+            self._events.post("warn", f"stopped by an error: {error}", phase, self.clock.now())
 
     def _to_rest(self) -> None:
         """All traffic to the primary, confirmed, and only then the canary to zero, confirmed:
@@ -357,14 +364,16 @@ class Scheduler:
                 self.clock.sleep(self.plan.interval_seconds, interruptible=False)
             self._route(TrafficState(canary_weight=weight))
             self._save_reached(weight=weight)
-            self._say(f"primary weight {100 - weight}")
+            self._event("info", f"primary weight {100 - weight}", str(Phase.PROMOTING))
         self._to_rest()
         skipped = AnalysisStatus.SKIPPED if self.plan.skip_analysis else AnalysisStatus.COMPLETED
         self._metrics = self._metrics.after_outcome(self.plan.strategy, True, skipped)
         self._save(self._intent(RecordPhase.SUCCEEDED, settled=True))
         self._push()
         self._run_hooks(HookType.POST_ROLLOUT, str(Phase.SUCCEEDED))
-        self._alert("info", "Promotion completed! Scaling down " + self._target_name())
+        completed = "Promotion completed! Scaling down " + self._target_name()
+        self._event("info", completed, str(Phase.SUCCEEDED))
+        self._alert("info", completed)
 
     # -- one decision ---------------------------------------------------------------------------
 
@@ -386,6 +395,8 @@ class Scheduler:
                 reason=state.reason,
             )
         )
+        for event in decision.events:  # posted once this run holds the release
+            self._events.post(event.severity, event.message, str(state.phase), self.clock.now())
         if self._sticky and decision.traffic is not None and decision.traffic.canary_weight:
             self._save_reached(cookie=self._cookie)  # before any user gets it
         if state.phase is Phase.FAILED:
@@ -393,7 +404,7 @@ class Scheduler:
                 self._to_rest()
             except CleanupIncomplete as incomplete:  # the verdict stands; the next run finishes
                 report.cleanup = str(incomplete)
-                self._say(report.cleanup)
+                self._event("warn", report.cleanup, str(state.phase))
         elif decision.traffic is not None:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
@@ -542,10 +553,14 @@ class Scheduler:
 
     def _run_hooks(self, hook_type: HookType, phase: str) -> None:
         """Hooks whose failure does not change the outcome (post-rollout): a reason cut short
-        in the outcome line is said whole."""
+        in the outcome line is said whole; each failure is a Warning event, as in Flagger."""
         for outcome in self._call_hooks(hook_type, phase, stop_at_failure=False):
-            if not outcome.passed and outcome.reason and outcome.reason not in outcome.describe():
-                self._say(f"{hook_type} hook {outcome.name}: {outcome.reason}")
+            if outcome.passed:
+                continue
+            failed = f"{hook_type} hook {outcome.name}: {outcome.reason}"
+            if outcome.reason and outcome.reason not in outcome.describe():
+                self._say(failed)
+            self._events.post("warn", failed, phase, self.clock.now())
 
     def _alert(self, severity: Severity, text: str) -> None:
         analysis = self.release.spec.analysis
@@ -647,6 +662,11 @@ class Scheduler:
         self.progress(f"{self.name}: {line}")
         self.lines.append(line)
         self._said.append(HistoryEntry(self.clock.now(), line))
+
+    def _event(self, severity: Severity, line: str, phase: str) -> None:
+        """A line that is also one of Flagger's events: said, and posted to the event hooks."""
+        self._say(line)
+        self._events.post(severity, line, phase, self.clock.now())
 
     def _record_note(self, record: ReleaseRecord | None) -> str:
         if record is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -27,6 +28,7 @@ DEFAULT_INTERVAL = "60s"
 DEFAULT_METRIC_INTERVAL = "1m"
 DEFAULT_WEBHOOK_TIMEOUT = "10s"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+SLACK_HOOKS_HOST = "hooks.slack.com"
 # Flagger's Istio installation (kustomize/istio) points -metrics-server here.
 DEFAULT_METRICS_SERVER = "http://prometheus.istio-system:9090"
 
@@ -222,7 +224,9 @@ class Metric(SpecModel):
 class Webhook(SpecModel):
     name: str = Field(min_length=1)
     url: str = Field(min_length=1)
-    type: HookType | Literal[""] = HookType.ROLLOUT
+    type: HookType | Literal[""] = Field(
+        default="", description="Unset (or empty, as Go cannot tell them apart) is rollout."
+    )
     timeout: Duration = DEFAULT_WEBHOOK_TIMEOUT
     retries: int = Field(default=0, ge=0)
     disable_tls: bool = Field(default=False, alias="disableTLS")
@@ -239,6 +243,8 @@ class Webhook(SpecModel):
         hint = ""
         if value in ("slack", "msteams", "discord", "rocket", "gchat"):
             hint = f"; a {value} notification is an AlertProvider in spec.analysis.alerts"
+        if value == "slack":
+            hint += ", or this webhook without type and with metadata.type: slack"
         raise ValueError(f"must be one of {known}{hint}")
 
     @property
@@ -246,8 +252,31 @@ class Webhook(SpecModel):
         return HookType(self.type or HookType.ROLLOUT)
 
     @property
+    def is_slack_notification(self) -> bool:
+        """A hook Flagger's docs configure for Slack notifications: `metadata.type: slack` or
+        a Slack incoming-webhook URL, with `type` unset. Flagger would call it as a rollout
+        gate, Slack would reject the payload and the release would halt; here its events go
+        to Slack as alerts. An explicit `type` keeps it a hook of that type."""
+        if self.type:
+            return False
+        kind = str((self.metadata or {}).get("type", ""))
+        return kind.lower() == "slack" or _is_slack_hook_url(self.url)
+
+    @property
     def timeout_seconds(self) -> float:
         return parse_seconds(self.timeout)
+
+
+def _is_slack_hook_url(url: str) -> bool:
+    """`https://hooks.slack.com/services/...`, Slack's incoming-webhook address."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # not a URL at all
+        return False
+    return (
+        parts.scheme == "https" and host == SLACK_HOOKS_HOST and parts.path.startswith("/services/")
+    )
 
 
 class ProviderRef(SpecModel):
@@ -334,8 +363,17 @@ class Analysis(SpecModel):
     def interval_seconds(self) -> float:
         return parse_seconds(self.interval)
 
+    @property
+    def called_hooks(self) -> list[Webhook]:
+        """The webhooks called with Flagger's payload: all but the Slack notifications."""
+        return [hook for hook in self.webhooks if not hook.is_slack_notification]
+
+    @property
+    def slack_notifications(self) -> list[Webhook]:
+        return [hook for hook in self.webhooks if hook.is_slack_notification]
+
     def hooks(self, hook_type: HookType) -> list[Webhook]:
-        return [hook for hook in self.webhooks if hook.hook_type is hook_type]
+        return [hook for hook in self.called_hooks if hook.hook_type is hook_type]
 
 
 def _check_step_weights(weights: list[int]) -> None:

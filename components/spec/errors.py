@@ -31,8 +31,9 @@ class Problem:
         return f"{self.path}: {self.message}{shown}"
 
 
-# Fields that hold credentials (a hook URL embeds its own): their values are never echoed.
-_SENSITIVE = {"credentials", "token", "username", "password", "address", "kubeconfig"}
+# Fields that hold credentials (a hook URL embeds its own, as Slack's do): their values are
+# never echoed.
+_SENSITIVE = {"credentials", "token", "username", "password", "address", "kubeconfig", "url"}
 
 
 def _redacted(value: Any) -> Any:

@@ -180,6 +180,25 @@ class ReleaseSpec:
         return None
 
     @property
+    def slack_notifications(self) -> tuple[AlertProvider, ...]:
+        """Each Slack notification webhook (`Webhook.is_slack_notification`) as the Slack
+        AlertProvider it stands for: named after the hook, its URL a secret address, channel
+        and username from its metadata (Flagger's defaults `general` and `flagger`)."""
+        providers = []
+        for hook in self.spec.analysis.slack_notifications:
+            metadata = hook.metadata or {}
+            spec: dict[str, Any] = {"type": "slack", "address": hook.url}
+            spec.update(
+                (key, str(metadata[key])) for key in ("channel", "username") if key in metadata
+            )
+            providers.append(
+                AlertProvider.model_validate(
+                    {"metadata": {"name": hook.name, "namespace": self.namespace}, "spec": spec}
+                )
+            )
+        return tuple(providers)
+
+    @property
     def primary_replicas(self) -> int | None:
         """The primary's replicas: the target's, but at least 1 as Flagger creates it; None when
         an autoscaler owns them."""
@@ -197,6 +216,13 @@ class ReleaseSpec:
                 notes.append(
                     f"spec.analysis.metrics[{index}] {metric.name!r} has no thresholdRange: "
                     "it only fails when the query returns no data"
+                )
+        for index, hook in enumerate(self.spec.analysis.webhooks):
+            if hook.is_slack_notification:
+                notes.append(
+                    f"spec.analysis.webhooks[{index}] {hook.name!r} is a Slack notification, "
+                    "not a gate: its events are posted to Slack as alerts; "
+                    "set type: rollout to gate on it"
                 )
         for index, weight in enumerate(self.spec.analysis.step_weights or []):
             if weight > 100:

@@ -285,3 +285,55 @@ def test_without_secret_reader(
     assert notify(endpoints, release(canary, deployment, [item])) == [
         "alert provider s (slack): cannot read Secret default/slack-url: no secret reader"
     ]
+
+
+# -- a Slack notification webhook (the tutorial's snippet) -------------------------------------
+
+
+def notifying_slack(canary: dict[str, Any], deployment: dict[str, Any], url: str) -> ReleaseSpec:
+    """The tutorial canary with the tutorial's Slack webhook pointed at `url`."""
+    canary["spec"]["analysis"]["webhooks"].append(
+        {
+            "name": "slack",
+            "url": url,
+            "timeout": "5s",
+            "metadata": {"type": "slack", "channel": "deployments", "username": "flagger"},
+        }
+    )
+    return ReleaseSpec.parse(canary=canary, deployment=deployment)
+
+
+@pytest.mark.parametrize("severity", ["info", "warn", "error"])
+def test_a_slack_notification_webhook_gets_every_alert_in_slacks_shape(
+    stub: Stub,
+    endpoints: Endpoints,
+    canary: dict[str, Any],
+    deployment: dict[str, Any],
+    severity: Severity,
+) -> None:
+    spec = notifying_slack(canary, deployment, hook_url(stub, "slack"))
+    message = AlertMessage("podinfo", "default", "Canary failed", severity)
+
+    assert notify(endpoints, spec, message) == []
+
+    (seen,) = stub.seen
+    assert seen.path == f"/slack/{SECRET}"
+    assert seen.body == slack(message, spec.slack_notifications[0])
+    assert (seen.body["channel"], seen.body["username"]) == ("deployments", "flagger")
+
+
+def test_a_slack_notification_that_fails_is_one_warning_without_the_url(
+    endpoints: Endpoints,
+    canary: dict[str, Any],
+    deployment: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spec = notifying_slack(canary, deployment, f"http://127.0.0.1:1/services/{SECRET}")
+
+    with caplog.at_level(logging.WARNING):
+        warnings = notify(endpoints, spec)
+
+    (warning,) = warnings
+    assert warning.startswith("webhook slack (Slack notification): not delivered (ConnectError")
+    assert SECRET not in warning
+    assert SECRET not in caplog.text

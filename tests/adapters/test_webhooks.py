@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from http_stub import Reply, Stub
 
+from components.adapters.alerts import Severity
 from components.adapters.endpoints import Endpoints
 from components.adapters.webhooks import (
     WebhookCaller,
@@ -206,3 +207,59 @@ def test_a_hook_that_ran_and_failed_is_retried_only_as_the_hook_asks(
     assert (once.passed, once.attempts) == (False, 1)
     twice = call(caller, hook(stub.url, timeout="5s", retries=1))
     assert (twice.passed, twice.attempts) == (False, 2)
+
+
+# -- event webhooks ---------------------------------------------------------------------------
+
+
+def event_hook(url: str, **fields: Any) -> Webhook:
+    return Webhook.model_validate({"name": "audit", "url": url, "type": "event", **fields})
+
+
+@pytest.mark.parametrize(
+    ("severity", "event_type"), [("info", "Normal"), ("warn", "Warning"), ("error", "Warning")]
+)
+def test_an_event_is_posted_with_flaggers_event_payload(
+    stub: Stub, caller: WebhookCaller, severity: Severity, event_type: str
+) -> None:
+    metadata = {"team": "shop", "eventType": "the event's own wins"}
+    target = event_hook(f"{stub.url}/events", metadata=metadata)
+
+    result = caller.event(target, "Failed", severity, "Canary failed", 1700000000.1234)
+
+    assert (result.passed, result.status, result.attempts) == (True, 200, 1)
+    (seen,) = stub.seen
+    assert (seen.method, seen.path) == ("POST", "/events")
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.body == {
+        "name": "podinfo",
+        "namespace": "test",
+        "phase": "Failed",
+        "checksum": CHECKSUM,
+        "metadata": {
+            "team": "shop",
+            "eventMessage": "Canary failed",
+            "eventType": event_type,
+            "timestamp": "1700000000123",
+        },
+    }
+
+
+def test_an_event_to_a_receiver_that_is_not_there_is_tried_once(caller: WebhookCaller) -> None:
+    """A gate's request is sent again while its timeout lasts; an event's is not."""
+    result = caller.event(
+        event_hook("http://127.0.0.1:1/", timeout="5s"), "Progressing", "info", "x", 0
+    )
+
+    assert (result.passed, result.status, result.attempts) == (False, None, 1)
+    assert (result.reason or "").startswith("ConnectError")
+
+
+def test_an_event_keeps_to_the_hooks_timeout_and_retries(stub: Stub, caller: WebhookCaller) -> None:
+    stub.queued = [Reply(delay=1.5)]
+    slow = caller.event(event_hook(stub.url, timeout="1s"), "Progressing", "info", "x", 0)
+    assert (slow.passed, slow.reason) == (False, "timed out after 1s")
+
+    stub.queued = [Reply(503, "busy")]
+    retried = caller.event(event_hook(stub.url, retries=1), "Progressing", "info", "x", 0)
+    assert (retried.passed, retried.attempts) == (True, 2)

@@ -253,3 +253,28 @@ def test_a_bad_judge_declares_nothing(monitor: RecordingMonitor) -> None:
             "podinfo", **tutorial_bundle("tutorial-canary").kwargs(), judge=judge
         )
     assert monitor.registrations == []
+
+
+@pulumi.runtime.test
+def test_a_canary_that_notifies_slack_through_a_webhook_reaches_the_gate_secret(
+    monitor: RecordingMonitor,
+) -> None:
+    """The Slack URL is a credential: the canary holding it is kept secret in state."""
+    kwargs = tutorial_bundle("tutorial-canary").kwargs()
+    kwargs["canary"]["spec"]["analysis"]["webhooks"].append(
+        {"name": "slack", "url": "https://hooks.slack.com/services/T/B/secret"}
+    )
+    component = CanaryDeployment.from_flagger("podinfo", **kwargs)
+
+    def check(_: Any) -> None:
+        for typ, name in (
+            (GUARD, "podinfo-guard"),
+            (ROLLOUT, "podinfo-rollout"),
+            (FINALISER, "podinfo-finaliser"),
+        ):
+            canary = find(monitor.registrations, typ, name).inputs["canary"]
+            assert rpc.is_rpc_secret(canary), name
+            (_, slack) = rpc.unwrap_rpc_secret(canary)["spec"]["analysis"]["webhooks"]
+            assert slack["url"] == "https://hooks.slack.com/services/T/B/secret"
+
+    return declared(component).apply(check)

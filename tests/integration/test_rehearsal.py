@@ -213,3 +213,75 @@ def test_alerts_to_slack_reach_the_beds_receiver_on_start_and_rollback(bed: Test
     assert any("New revision detected" in text for text in texts)
     assert any("rolling back" in text for text in texts)
     assert {request.path for request in bed.alerts.requests} == {"/services/T0/B0/S3CRET"}
+
+
+def test_event_webhooks_get_every_event_of_a_promotion(bed: TestBed) -> None:
+    canary = tutorial()
+    canary["spec"]["analysis"]["webhooks"].append(
+        {"name": "audit", "type": "event", "url": f"{bed.alerts.url}/events",
+         "metadata": {"team": "shop"}}
+    )  # fmt: skip
+    report = rehearsed(release(canary), bed=bed)
+
+    assert report.outcome == "promoted"
+    events = [request.body for request in bed.alerts.requests if request.path == "/events"]
+    said = [(event["phase"], event["metadata"]["eventMessage"]) for event in events]
+    # How long the canary takes to come up varies: its waits are events too, left out here.
+    assert [(phase, text) for phase, text in said if not text.startswith("Waiting: ")] == [
+        ("Progressing", "New revision detected, starting canary 10% -> 50% in 5 steps every 2s"),
+        *(("Progressing", f"Advance canary weight {weight}") for weight in (10, 20, 30, 40, 50)),
+        ("Promoting", "Copying the canary to the primary: analysis passed"),
+        ("Promoting", "primary weight 100"),
+        ("Succeeded", "Promotion completed! Scaling down Deployment/podinfo.default"),
+    ]
+    for event in events:
+        assert (event["name"], event["namespace"]) == ("podinfo", "default")
+        assert event["checksum"] == events[0]["checksum"] != ""
+        assert event["metadata"]["eventType"] == "Normal"
+        assert event["metadata"]["team"] == "shop"
+        assert event["metadata"]["timestamp"].isdigit()
+    stamps = [int(event["metadata"]["timestamp"]) for event in events]
+    assert stamps == sorted(stamps)
+    assert any("hey -z 1m" in command for command in bed.loadtester.commands)
+
+
+def test_the_tutorials_slack_webhook_notifies_slack_and_the_release_promotes(
+    bed: TestBed,
+) -> None:
+    canary = tutorial()
+    canary["spec"]["analysis"]["webhooks"].append(
+        {
+            "name": "slack",
+            "url": "https://hooks.slack.com/services/YOUR/SLACK/WEBHOOK",  # answered by the bed
+            "timeout": "5s",
+            "metadata": {"type": "slack", "channel": "deployments", "username": "flagger"},
+        }
+    )
+    report = rehearsed(release(canary), bed=bed)
+
+    assert report.outcome == "promoted"
+    messages = [request.body for request in bed.alerts.requests]
+    assert {request.path for request in bed.alerts.requests} == {"/services/YOUR/SLACK/WEBHOOK"}
+    for message in messages:
+        assert (message["channel"], message["username"]) == ("deployments", "flagger")
+        (attachment,) = message["attachments"]
+        assert attachment["author_name"] == "podinfo.default"
+    texts = [message["attachments"][0]["text"] for message in messages]
+    assert texts[0].startswith("New revision detected")
+    assert "Advance canary weight 30" in texts
+    assert texts[-1] == "Promotion completed! Scaling down Deployment/podinfo.default"
+
+
+def test_the_slack_webhook_with_type_rollout_stays_a_gate_that_slack_rejects(
+    bed: TestBed,
+) -> None:
+    canary = tutorial(threshold=2)
+    canary["spec"]["analysis"]["webhooks"].append(
+        {"name": "slack", "type": "rollout", "url": "https://hooks.slack.com/services/T/B/X",
+         "metadata": {"type": "slack", "channel": "deployments"}}
+    )  # fmt: skip
+    report = rehearsed(release(canary), bed=bed)
+
+    assert report.outcome == "rolled_back"
+    assert "slack: answered 400: no_text" in (report.reason or "")
+    assert all("phase" in request.body for request in bed.alerts.requests)  # Flagger's payload

@@ -422,12 +422,10 @@ def test_plain_http_webhook_outside_the_cluster() -> None:
     ]
     found = violations(cp.WEBHOOK_TLS, rollout_args(canary))
     assert found == [
-        "podinfo: analysis.webhooks[1] (notify) url is http://hooks.example.com/flagger, plain "
-        "HTTP to hooks.example.com outside the cluster; use https:// or an in-cluster Service "
-        "address such as <svc>.<ns>",
-        "podinfo: analysis.webhooks[3] (corp) url is http://gate.ops.svc.corp.local:8080/, plain "
-        "HTTP to gate.ops.svc.corp.local outside the cluster; use https:// or an in-cluster "
-        "Service address such as <svc>.<ns>",
+        "podinfo: analysis.webhooks[1] (notify) url is plain HTTP to hooks.example.com outside "
+        "the cluster; use https:// or an in-cluster Service address such as <svc>.<ns>",
+        "podinfo: analysis.webhooks[3] (corp) url is plain HTTP to gate.ops.svc.corp.local "
+        "outside the cluster; use https:// or an in-cluster Service address such as <svc>.<ns>",
     ]
     config = {"clusterDomain": "corp.local"}
     assert len(violations(cp.WEBHOOK_TLS, rollout_args(canary, config))) == 1

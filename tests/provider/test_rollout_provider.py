@@ -24,7 +24,7 @@ from components.adapters.bundle import Adapters
 from components.adapters.records import RecordPhase, ReleaseRecord
 from components.errors import ReleaseFailed
 from components.provider import rollout
-from components.provider.rollout import GateInputs, RolloutProvider
+from components.provider.rollout import GateInputs, GateOptions, RolloutProvider
 from components.spec import template_revision
 from tests.conftest import load_yaml
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters, initial_state
@@ -163,6 +163,30 @@ def test_check_counts_the_judges_samples_at_the_interval_override(props: dict[st
 
 def test_check_leaves_an_unknown_judge_to_pulumi_up(props: dict[str, Any]) -> None:
     assert RolloutProvider().check({}, {**props, "judge": unknown()}).failures == []
+
+
+def test_check_wants_the_event_webhook_as_a_string(props: dict[str, Any]) -> None:
+    failures = RolloutProvider().check({}, {**props, "eventWebhook": 8080.0}).failures
+    assert [(f.property, f.reason) for f in failures] == [("eventWebhook", "must be a string")]
+
+
+def test_the_event_webhook_option_is_flaggers_events_hook(props: dict[str, Any]) -> None:
+    """`GateOptions.event_webhook` becomes the `events` hook of `-event-webhook`."""
+    props = {
+        **props,
+        "eventWebhook": GateOptions(event_webhook="http://events.example/").props()["eventWebhook"],
+        "kubeconfig": (  # a cluster that is never reached: building adapters does no I/O
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        ),
+    }
+    with rollout._adapters(props, GateInputs.of(props), FakeClock()) as adapters:
+        hook = adapters.event_webhook
+
+    assert hook is not None
+    assert (hook.name, hook.url, hook.hook_type) == ("events", "http://events.example/", "event")
 
 
 # -- diff -------------------------------------------------------------------------------------

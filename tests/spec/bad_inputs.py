@@ -187,7 +187,12 @@ BAD_INPUTS = [
         "min 99 is above max 90",
     ),
     BadInput("webhook-without-url", webhook(), f"{A}.webhooks[0].url", reason="required"),
-    BadInput("webhook-empty-url", webhook(url=""), f"{A}.webhooks[0].url", ""),
+    BadInput(
+        "webhook-empty-url",
+        webhook(url=""),
+        f"{A}.webhooks[0].url",
+        reason="at least 1 character (value not shown: it may be a credential)",
+    ),
     BadInput(
         "unknown-webhook-type",
         webhook(url="http://flagger-loadtester.test/", type="pre-rolout"),

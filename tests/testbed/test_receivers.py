@@ -137,3 +137,18 @@ def test_outside_addresses_are_answered_by_the_receiver_and_remembered() -> None
 def test_a_hooks_path_is_never_shown() -> None:
     assert shown("https://hooks.slack.com/services/T/B/secret") == "https://hooks.slack.com/..."
     assert shown("http://alertmanager.monitoring:9093") == "http://alertmanager.monitoring:9093/"
+
+
+def test_alert_receiver_answers_under_services_as_slack_does() -> None:
+    with AlertReceiver() as alerts:
+        url = alerts.url + "/services/T/B/X"
+
+        def answer(response: httpx.Response) -> tuple[int, str]:
+            return response.status_code, response.text
+
+        slack_message = {"attachments": [{"text": "Canary failed"}]}
+        assert answer(httpx.post(url, json=slack_message, timeout=5)) == (200, "ok")
+        assert answer(httpx.post(url, json={"text": "hi"}, timeout=5)) == (200, "ok")
+        flaggers = {"name": "podinfo", "phase": "Progressing"}
+        assert answer(httpx.post(url, json=flaggers, timeout=5)) == (400, "no_text")
+        assert answer(httpx.post(url, content=b"not json", timeout=5)) == (400, "invalid_payload")

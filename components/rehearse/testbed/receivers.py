@@ -286,7 +286,12 @@ class LoadTester(_Receiver):
 
 
 class AlertReceiver(_Receiver):
-    """Accepts Slack, MS Teams or generic JSON webhooks and answers "ok"."""
+    """Accepts Slack, MS Teams or generic JSON webhooks and answers "ok".
+
+    Under `/services/`, Slack's incoming-webhook path, it answers as Slack does: 400
+    `invalid_payload` to a body that is not a JSON object and `no_text` to one without a
+    message (Flagger's webhook payload, say).
+    """
 
     def __init__(self) -> None:
         super().__init__("alert-receiver")
@@ -296,4 +301,9 @@ class AlertReceiver(_Receiver):
         return self
 
     async def _respond(self, record: Received) -> web.StreamResponse:
+        if record.path.startswith("/services/"):
+            if not isinstance(record.body, dict):
+                return web.Response(status=400, text="invalid_payload")
+            if not any(record.body.get(key) for key in ("text", "attachments", "blocks")):
+                return web.Response(status=400, text="no_text")
         return web.Response(status=200, text="ok")
