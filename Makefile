@@ -8,7 +8,8 @@ rehearse: setup
 	venv/bin/python -m components.rehearse \
 		--canary examples/podinfo/canary.yaml \
 		--deployment examples/podinfo/deployment.yaml \
-		--interval 2s --report rehearsal-report.json
+		--interval 2s --report rehearsal-report.json \
+		--report-html rehearsal-report.html --report-png rehearsal-report.png
 
 test: setup
 	venv/bin/ruff check .

@@ -24,6 +24,9 @@ from .retry import TRANSIENT_STATUS, Backoff, retry_after, retrying, transport_t
 # The one-off look-up of whether a host is a Service rides out a busy API server too.
 LOOKUP_BACKOFF = Backoff(budget=10.0)
 
+Transports = Callable[[bool], httpx.BaseTransport]
+"""verify -> the transport of the direct requests (the httpx default when not given)."""
+
 
 def _transient(error: Exception) -> tuple[bool, float | None]:
     if isinstance(error, httpx.HTTPStatusError):
@@ -63,13 +66,19 @@ class HttpClients(Closing):
     Shared by every release, so a hundred releases hold a handful of pools, not a hundred. A
     two-label host such as `flagger-loadtester.default` could also be a public name, so whether
     it is a Service is looked up once and remembered; a 404 means the URL is public.
+
+    `transports` replaces how direct requests travel (the rehearsal answers them locally).
     """
 
     def __init__(
-        self, api: Callable[[], httpx.Client] | None = None, timeout: float = 10.0
+        self,
+        api: Callable[[], httpx.Client] | None = None,
+        timeout: float = 10.0,
+        transports: Transports | None = None,
     ) -> None:
         self._api_factory = api
         self._timeout = timeout
+        self._transports = transports
         self._lock = threading.Lock()
         self._api: httpx.Client | None = None
         self._direct: httpx.Client | None = None
@@ -92,11 +101,16 @@ class HttpClients(Closing):
         with self._lock:
             if verify:
                 if self._direct is None:
-                    self._direct = httpx.Client(timeout=self._timeout)
+                    self._direct = self._client(verify)
                 return self._direct
             if self._unverified is None:
-                self._unverified = httpx.Client(timeout=self._timeout, verify=False)
+                self._unverified = self._client(verify)
             return self._unverified
+
+    def _client(self, verify: bool) -> httpx.Client:
+        if self._transports is None:
+            return httpx.Client(timeout=self._timeout, verify=verify)
+        return httpx.Client(timeout=self._timeout, transport=self._transports(verify))
 
     def api(self) -> httpx.Client:
         with self._lock:

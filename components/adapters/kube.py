@@ -14,7 +14,7 @@ from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 
 from .base import Closing
-from .endpoints import Endpoints, HttpClients
+from .endpoints import Endpoints, HttpClients, Transports
 
 _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -105,14 +105,15 @@ class Connections(Closing):
     """Every client of one cluster's credentials, shared by all the releases that use them.
 
     Built lazily (a preview never connects) and thread-safe: the releases of a group run on a
-    few worker threads over one lightkube client and one set of HTTP pools.
+    few worker threads over one lightkube client and one set of HTTP pools. `transports`
+    replaces how the requests sent direct (not to the API server) travel.
     """
 
-    def __init__(self, access: KubeAccess) -> None:
+    def __init__(self, access: KubeAccess, *, transports: Transports | None = None) -> None:
         self.access = access
         self._lock = threading.Lock()
         self._kube: lightkube.Client | None = None
-        self.http = HttpClients(access.http, timeout=access.timeout_seconds)
+        self.http = HttpClients(access.http, timeout=access.timeout_seconds, transports=transports)
 
     @property
     def kube(self) -> lightkube.Client:

@@ -100,6 +100,17 @@ class WebhookResult:
     elapsed: float
     attempts: int
 
+    def describe(self, width: int = 70) -> str:
+        """`load-test (rollout) -> 202 in 12 ms`; a failure adds its reason, cut to keep the
+        line within `width` columns (the reason is given whole where the release fails)."""
+        answer = "no answer" if self.status is None else str(self.status)
+        tries = f", {self.attempts} attempts" if self.attempts > 1 else ""
+        line = f"{self.name} ({self.type}) -> {answer} in {self.elapsed * 1000:.0f} ms{tries}"
+        if self.passed or not self.reason:
+            return line
+        room = max(width - len(line) - 2, 20)
+        return f"{line}: {excerpt(self.reason, room)}"
+
 
 class WebhookCaller:
     """POSTs hooks through `Endpoints`, so in-cluster loadtester URLs work from a laptop.

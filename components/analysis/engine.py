@@ -273,8 +273,9 @@ def _traffic(step: Step) -> TrafficState:
 
 
 def _step_message(plan: ReleasePlan, step: Step, index: int) -> str:
+    """`Advance canary weight 20`; A/B and blue/green say what the iteration routes where."""
     if plan.strategy is not Strategy.CANARY:
-        return f"Advance iteration {index + 1}/{len(plan.steps)}"
+        return f"Advance iteration {index + 1}/{len(plan.steps)}: {plan.routing(index)}"
     if step.mirror:
         return "Mirroring traffic to the canary"
     return f"Advance canary weight {step.weight}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..spec import Analysis, CanarySpec, HookType, Strategy, format_seconds
+from ..spec.istio import HTTPMatchRequest, StringMatch
 from ..spec.timing import Timing
 
 
@@ -33,6 +34,8 @@ class ReleasePlan:
     progress_deadline_seconds: float
     deadline_seconds: float
     """The release's own bound, from the canary's first scale-up to its verdict."""
+    matched: str = ""
+    """The A/B match conditions in words (`x-user-type: beta`), empty for other strategies."""
 
     @property
     def checks_to_promote(self) -> int:
@@ -80,10 +83,66 @@ class ReleasePlan:
         if self.strategy is Strategy.CANARY:
             body = f"canary {mirrored}{weights[0]}% -> {weights[-1]}% in {len(weights)} steps"
         elif self.strategy is Strategy.AB:
-            body = f"A/B: matched traffic to the canary for {len(self.steps)} iterations"
+            body = f"A/B: {self._matched_traffic} to the canary for {len(self.steps)} iterations"
         else:
             body = f"blue/green: {mirrored}{len(self.steps)} iterations at 0%"
         return f"{body} every {every}"
+
+    def routing(self, index: int) -> str:
+        """What step `index` (0-based) sends where, for progress lines and reports:
+        `weight 20%`, `mirrored to the canary`, `matched traffic (x-user-type: beta) -> canary`,
+        `primary serves all, canary tested directly`."""
+        step = self.steps[index]
+        if self.strategy is Strategy.AB:
+            return f"{self._matched_traffic} -> canary"
+        if self.strategy is Strategy.BLUEGREEN:
+            tested = "mirrored to the canary" if step.mirror else "canary tested directly"
+            return f"primary serves all, {tested}"
+        return "mirrored to the canary" if step.mirror else f"weight {step.weight}%"
+
+    def step_label(self, index: int) -> str:
+        """`weight 20%` for a canary step; `iteration 2/10, <routing>` for A/B and blue/green,
+        whose steps are Flagger's iterations."""
+        if self.strategy is Strategy.CANARY:
+            return self.routing(index)
+        return f"iteration {index + 1}/{len(self.steps)}, {self.routing(index)}"
+
+    @property
+    def _matched_traffic(self) -> str:
+        return f"matched traffic ({self.matched})" if self.matched else "matched traffic"
+
+
+def describe_match(conditions: list[HTTPMatchRequest]) -> str:
+    """`x-user-type: beta`, `cookie ~ .*canary.*`, `uri /beta*`; conditions joined by `or`."""
+    described = []
+    for condition in conditions:
+        parts = [
+            f"{name}{_describe_string(match)}" for name, match in (condition.headers or {}).items()
+        ]
+        parts += [
+            f"not {name}{_describe_string(match)}"
+            for name, match in (condition.without_headers or {}).items()
+        ]
+        for field_name in ("uri", "method", "authority", "scheme"):
+            match = getattr(condition, field_name)
+            if match is not None:
+                parts.append(f"{field_name}{_describe_string(match)}")
+        parts += [
+            f"?{name}{_describe_string(match)}"
+            for name, match in (condition.query_params or {}).items()
+        ]
+        parts += [f"from {key}={value}" for key, value in (condition.source_labels or {}).items()]
+        if parts:
+            described.append(", ".join(parts))
+    return " or ".join(described)
+
+
+def _describe_string(match: StringMatch) -> str:
+    if match.exact is not None:
+        return f": {match.exact}"
+    if match.prefix is not None:
+        return f": {match.prefix}*"
+    return f" ~ {match.regex}"
 
 
 def canary_weights(analysis: Analysis) -> list[int]:
@@ -133,4 +192,5 @@ def plan(spec: CanarySpec, timing: Timing) -> ReleasePlan:
         step_weight_promotion=analysis.step_weight_promotion or 0,
         progress_deadline_seconds=progress_deadline,
         deadline_seconds=timing.deadline_seconds or default_deadline,
+        matched=describe_match(analysis.match) if strategy is Strategy.AB else "",
     )

@@ -4,6 +4,6 @@ Needs the `rehearse` extra (`pip install 'pulumi-canary[rehearse]'`): the test b
 Kubernetes API emulator, a simulated mesh and a real Prometheus, none of which `pulumi up` needs.
 """
 
-from ._run import declare_at_rest, main, rehearse
+from ._run import Rehearsal, declare_at_rest, main, rehearse, run_rehearsal
 
-__all__ = ["declare_at_rest", "main", "rehearse"]
+__all__ = ["Rehearsal", "declare_at_rest", "main", "rehearse", "run_rehearsal"]

@@ -56,7 +56,7 @@ from ..spec.critical import Critical
 from ..spec.timing import Timing
 from .clock import SYSTEM_CLOCK, Clock
 from .progress import print_progress
-from .report import CheckEntry, ReleaseReport
+from .report import CheckEntry, MetricEntry, PlanEntry, ReleaseReport
 from .watch import CriticalWatch
 
 # How long a clean-up keeps retrying a step that does not hold (three intervals if longer).
@@ -116,6 +116,8 @@ class Scheduler:
         self._last_check: dict[str, CheckValue] = {}
         self._deadline: float | None = None
         self._metrics = MetricsState()
+        self.report: ReleaseReport | None = None
+        """The last analysis's report; a promotion's finalising adds its webhook calls."""
 
     @property
     def name(self) -> str:
@@ -148,7 +150,16 @@ class Scheduler:
         releases; `analyse` drives it alone."""
         started = self.clock.now()
         self._deadline = started + self.plan.deadline_seconds
-        report = ReleaseReport(outcome="", strategy=str(self.plan.strategy))
+        report = ReleaseReport(
+            outcome="",
+            strategy=str(self.plan.strategy),
+            name=self.name,
+            namespace=self.release.namespace,
+            revision=self.revision,
+            started_at=started,
+            plan=PlanEntry.of(self.plan),
+        )
+        self.report = report
         self._adopt(self.io.records.claim(self.timing.stale_after_seconds))
         self._start_from_rest()
         try:
@@ -160,9 +171,10 @@ class Scheduler:
             raise
         report.outcome = "promoted" if state.phase is Phase.PROMOTING else "rolled_back"
         report.failed_checks = state.failed_checks
-        report.iterations = state.iterations
+        report.steps_run = state.step + 1
         report.reason = state.reason if state.phase is Phase.FAILED else None
-        report.duration_s = round(self.clock.now() - started, 3)
+        report.ended_at = self.clock.now()
+        report.duration_s = report.since_start(report.ended_at)
         return report
 
     def _ticks(
@@ -360,6 +372,7 @@ class Scheduler:
         state = decision.state
         if state.phase is Phase.FAILED:
             self._metrics = self._metrics.after_outcome(self.plan.strategy, succeeded=False)
+        decided = self.clock.now()
         for event in decision.events:  # said first, so the intent's write carries them
             self._say(event.message)
         # The intent first: its write fails if another run took the release over, and then
@@ -385,6 +398,8 @@ class Scheduler:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
         for event in decision.events:
+            report.add_decision(event, state.phase, self._traffic.canary_weight, decided)
+        for event in decision.events:
             if event.severity != "info" or state.phase is not Phase.WAITING:
                 self._alert(event.severity, event.message)
         for hook_type in decision.hooks:
@@ -403,19 +418,29 @@ class Scheduler:
             result = self._check(check, scaled_at)
             results.append(result)
             if check.kind is CheckKind.METRICS:
-                report.checks.append(
-                    CheckEntry(
-                        self._traffic.canary_weight,
-                        state.iterations,
-                        result.metrics,
-                        result.passed,
-                        [name for name, value in self._last_check.items() if not value.passed],
-                    )
-                )
-                self._say(self._metrics_line(result, state))
+                report.checks.append(self._check_entry(state, result, report))
+                self._say(self._metrics_line(state, result))
             if result.blocks:
                 break
         return results
+
+    def _check_entry(
+        self, state: ReleaseState, result: CheckResult, report: ReleaseReport
+    ) -> CheckEntry:
+        now = self.clock.now()
+        metrics = {
+            name: MetricEntry(value.value, *self._bounds(name), value.passed)
+            for name, value in self._last_check.items()
+        }
+        return CheckEntry(
+            at=now,
+            since_start_s=report.since_start(now),
+            step=state.step + 1,
+            weight=self._traffic.canary_weight,
+            routing=self.plan.routing(state.step),
+            metrics=metrics,
+            passed=result.passed,
+        )
 
     def _check(self, check: Check, scaled_at: float) -> CheckResult:
         if check.kind is CheckKind.READINESS:
@@ -489,17 +514,25 @@ class Scheduler:
     def _call_hooks(
         self, hook_type: HookType, phase: str, *, stop_at_failure: bool
     ) -> list[WebhookResult]:
+        """Calls the hooks of one type in order; each says its outcome in one line
+        (`load-test (rollout) -> 202 in 12 ms`) and goes into the report."""
         outcomes = []
         for hook in self.release.spec.analysis.hooks(hook_type):
-            outcome = self.io.hooks.call(hook, phase_for(hook_type, phase))
+            sent = phase_for(hook_type, phase)
+            outcome = self.io.hooks.call(hook, sent)
             outcomes.append(outcome)
+            self._say(outcome.describe())
+            if self.report is not None:
+                self.report.add_webhook(outcome, sent, self.clock.now())
             if not outcome.passed and stop_at_failure:
                 break
         return outcomes
 
     def _run_hooks(self, hook_type: HookType, phase: str) -> None:
+        """Hooks whose failure does not change the outcome (post-rollout): a reason cut short
+        in the outcome line is said whole."""
         for outcome in self._call_hooks(hook_type, phase, stop_at_failure=False):
-            if not outcome.passed:
+            if not outcome.passed and outcome.reason and outcome.reason not in outcome.describe():
                 self._say(f"{hook_type} hook {outcome.name}: {outcome.reason}")
 
     def _alert(self, severity: Severity, text: str) -> None:
@@ -609,7 +642,7 @@ class Scheduler:
 
     # -- lines ----------------------------------------------------------------------------------
 
-    def _metrics_line(self, result: CheckResult, state: ReleaseState) -> str:
+    def _metrics_line(self, state: ReleaseState, result: CheckResult) -> str:
         """`20% success-rate 99.93 >=99, duration 312 <=500ms: pass, 3m to go`: self-contained
         and, with the name, within 80 columns, as `pulumi up` shows one line at a time on the
         Stack row, cut to the terminal's width."""

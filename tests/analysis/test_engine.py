@@ -24,8 +24,10 @@ from components.analysis import (
     plan,
     template_change,
 )
+from components.analysis.plan import describe_match
 from components.routing import TrafficState
-from components.spec import Canary, CanarySpec, HookType
+from components.spec import Canary, CanarySpec, HookType, ReleaseSpec
+from components.spec.istio import HTTPMatchRequest
 from components.spec.timing import Timing
 from tests.conftest import load_yaml
 
@@ -254,3 +256,40 @@ def test_template_change_without_new_images_names_the_fields() -> None:
     assert template_change(old, new) == (
         "pod template changed: metadata.annotations, spec.serviceAccountName"
     )
+
+
+# -- the plan in words ---------------------------------------------------------------------------
+
+
+def test_a_b_plans_name_their_match_and_route_matched_traffic() -> None:
+    canary = load_yaml("canary-ab-testing.yaml")
+    spec = ReleaseSpec.parse(canary=canary, deployment=load_yaml("deployment.yaml")).spec
+    ab = plan(spec, Timing.of(spec.analysis))
+    assert ab.matched == "x-user-type: beta"
+    assert ab.describe() == (
+        "A/B: matched traffic (x-user-type: beta) to the canary for 10 iterations every 1m"
+    )
+    assert ab.routing(0) == "matched traffic (x-user-type: beta) -> canary"
+    assert ab.step_label(2) == "iteration 3/10, matched traffic (x-user-type: beta) -> canary"
+
+
+def test_match_conditions_in_words() -> None:
+    conditions = [
+        HTTPMatchRequest.model_validate(
+            {"headers": {"x-canary": {"exact": "insider"}, "cookie": {"regex": ".*beta.*"}}}
+        ),
+        HTTPMatchRequest.model_validate({"uri": {"prefix": "/beta"}}),
+    ]
+    assert describe_match(conditions) == "x-canary: insider, cookie ~ .*beta.* or uri: /beta*"
+
+
+def test_canary_steps_say_their_weight_or_the_mirror() -> None:
+    spec = ReleaseSpec.parse(
+        canary={**load_yaml("canary.yaml")}, deployment=load_yaml("deployment.yaml")
+    ).spec
+    analysis = spec.analysis.model_copy(update={"mirror": True})
+    mirrored = plan(spec.model_copy(update={"analysis": analysis}), Timing.of(analysis))
+    assert [mirrored.routing(index) for index in range(2)] == [
+        "mirrored to the canary",
+        "weight 10%",
+    ]

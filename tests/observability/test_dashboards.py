@@ -139,7 +139,6 @@ def test_the_release_dashboard_shows_what_flaggers_lacks() -> None:
 def push_the_release(bed: TestBed, release: ReleaseSpec, report: Any) -> None:
     """Pushes one snapshot per analysis tick of the rehearsal, then the outcome, each held
     long enough for a scrape, as the scheduler will push them."""
-    bounds = {metric.name: metric.bounds for metric in release.spec.analysis.metrics}
     strategy = release.spec.analysis.strategy
     with httpx.Client() as client:
         gateway = Pushgateway(client.request, bed.pushgateway.url)
@@ -147,13 +146,8 @@ def push_the_release(bed: TestBed, release: ReleaseSpec, report: Any) -> None:
         for check in report.checks:
             state = state.after_tick(0.2 + check.weight / 100)
             checks = {
-                name: MetricCheck(
-                    value,
-                    check.passed,
-                    bounds[name].min if bounds[name] else None,
-                    bounds[name].max if bounds[name] else None,
-                )
-                for name, value in check.metrics.items()
+                name: MetricCheck(entry.value, entry.passed, entry.min, entry.max)
+                for name, entry in check.metrics.items()
             }
             snapshot = ReleaseMetrics(
                 release.target,

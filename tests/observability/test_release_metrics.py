@@ -5,13 +5,14 @@ releases run by different processes, since their totals live in the release reco
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from components.rehearse import rehearse
-from components.rehearse.testbed import Fault, TestBed
+from components.rehearse import rehearse, run_rehearsal
+from components.rehearse.testbed import Fault, PushgatewayServer, TestBed
 from components.rehearse.testbed._loop import free_port
 from components.spec import ReleaseSpec
 from components.spec.timing import Timing
@@ -71,3 +72,15 @@ def test_a_pushgateway_that_is_down_does_not_change_the_release(bed: TestBed) ->
     closed = f"http://127.0.0.1:{free_port()}"
     report = rehearse(healthy, timing=fast(healthy), bed=bed, pushgateway=closed)
     assert report.promoted
+
+
+def test_a_pushgateway_of_ones_choice_gets_the_metrics_instead(bed: TestBed) -> None:
+    """`--pushgateway URL`: the one address outside the bed a rehearsal reaches on purpose."""
+    healthy = tutorial()
+    with PushgatewayServer() as theirs:
+        rehearsal = run_rehearsal(healthy, timing=fast(healthy), bed=bed, pushgateway=theirs.url)
+        pushed = theirs.metrics()
+    assert rehearsal.report.promoted
+    assert re.search(r'^flagger_canary_status\{[^}]*name="podinfo"[^}]*\} 1$', pushed, re.MULTILINE)
+    assert rehearsal.answered_locally == {}  # it was called, not answered by the bed
+    assert rehearsal.queries == []  # the bed's Prometheus does not scrape theirs

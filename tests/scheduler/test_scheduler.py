@@ -381,3 +381,91 @@ def test_the_checks_line_carries_each_steps_verdicts_and_the_failing_values() ->
         "10% pass, 20% FAIL (2) request-success-rate 51.2/48, 20% pass, "
         "30% FAIL (3) request-success-rate 12/12/12"
     )
+
+
+# -- what a release says and reports ------------------------------------------------------------
+
+
+def test_each_hook_call_is_one_short_line_and_one_report_entry() -> None:
+    bench = Bench(tutorial(stepWeight=25))
+    report = bench.scheduler.analyse()
+    calls = [line for line in bench.lines if " -> 200 in " in line]
+    assert calls == ["podinfo: load-test (rollout) -> 200 in 0 ms"] * 2
+    assert [(call.name, call.type, call.status, call.passed) for call in report.webhooks] == [
+        ("load-test", "rollout", 200, True)
+    ] * 2
+    assert [call.since_start_s for call in report.webhooks] == [INTERVAL, 2 * INTERVAL]
+
+
+def test_a_failed_hook_line_carries_its_reason_within_80_columns() -> None:
+    bench = Bench(tutorial(threshold=1))
+    bench.hooks.failing.add("load-test")
+    report = bench.scheduler.analyse()
+    assert report.outcome == "rolled_back"
+    assert "podinfo: load-test (rollout) -> 500 in 0 ms: answered 500" in bench.lines
+    assert all(len(line) <= 80 for line in bench.lines if " (rollout) -> " in line)
+
+
+def test_the_report_times_each_check_and_decision_with_bounds_and_steps() -> None:
+    bench = Bench()
+    report = bench.scheduler.analyse()
+    assert report.started_at == 1_000_000.0
+    assert [check.step for check in report.checks] == [1, 2, 3, 4, 5]
+    assert [check.since_start_s for check in report.checks] == [INTERVAL * n for n in range(1, 6)]
+    assert [check.routing for check in report.checks][:2] == ["weight 10%", "weight 20%"]
+    duration = report.checks[0].metrics["request-duration"]
+    assert (duration.min, duration.max, duration.passed) == (None, 500, True)
+    decisions = [(d.severity, d.message, d.weight) for d in report.decisions]
+    assert decisions[0] == (
+        "info",
+        "New revision detected, starting canary 10% -> 50% in 5 steps every 1m",
+        0,
+    )
+    assert decisions[1] == ("info", "Advance canary weight 10", 10)
+    assert decisions[-1] == ("info", "Copying the canary to the primary: analysis passed", 50)
+    assert (report.steps_run, report.duration_s) == (5, 5 * INTERVAL)
+    assert report.plan is not None and report.plan.threshold == 5
+    assert report.to_json()["checks"][0]["metrics"]["request-success-rate"]["min"] == 99
+
+
+def test_a_rollback_reports_its_warnings_and_error() -> None:
+    bench = Bench(tutorial(threshold=2))
+    bench.metrics.value = 90.0
+    report = bench.scheduler.analyse()
+    severities = [decision.severity for decision in report.decisions]
+    assert severities[-2:] == ["warn", "error"]
+    assert report.decisions[-1].phase == "Failed" and report.decisions[-1].weight == 0
+    assert [check.passed for check in report.checks] == [False, False]
+
+
+def ab_release(iterations: int = 2) -> ReleaseSpec:
+    canary = copy.deepcopy(load_yaml("canary-ab-testing.yaml"))
+    canary["spec"]["analysis"]["iterations"] = iterations
+    return ReleaseSpec.parse(canary=canary, deployment=load_yaml("deployment.yaml"))
+
+
+def test_ab_lines_say_what_is_routed_instead_of_a_weight() -> None:
+    bench = Bench(ab_release())
+    report = bench.scheduler.analyse()
+    assert report.promoted and report.steps_run == 2
+    assert (
+        "podinfo: Advance iteration 1/2: matched traffic (x-user-type: beta) -> canary"
+        in bench.lines
+    )
+    checks = [line for line in bench.lines if ": pass" in line]
+    assert checks[0].startswith("podinfo: check 1/2 success-rate ")
+    assert not any("weight 100%" in line for line in bench.lines)
+    assert [check.step for check in report.checks] == [1, 2]
+
+
+def test_bluegreen_lines_say_the_primary_serves_all() -> None:
+    canary = copy.deepcopy(load_yaml("canary.yaml"))
+    analysis = canary["spec"]["analysis"]
+    del analysis["stepWeight"], analysis["maxWeight"]
+    analysis["iterations"] = 2
+    bench = Bench(ReleaseSpec.parse(canary=canary, deployment=load_yaml("deployment.yaml")))
+    bench.scheduler.analyse()
+    assert (
+        "podinfo: Advance iteration 1/2: primary serves all, canary tested directly" in bench.lines
+    )
+    assert not any("weight 0%" in line for line in bench.lines)

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from components.rehearse.testbed import (
+    LOAD_TEST,
     Fault,
     KubeEmulator,
+    LoadTester,
     MeshSimulator,
     PrometheusServer,
     RequestClass,
@@ -254,3 +258,25 @@ def test_prometheus_down_is_visible(bed: TestBed) -> None:
 def test_missing_binary_is_explained() -> None:
     with pytest.raises(FileNotFoundError, match="apt-get install -y prometheus"):
         PrometheusServer([], binary="/nonexistent/prometheus")
+
+
+def test_a_hey_load_test_sends_its_rate_to_the_canary(
+    podinfo: KubeEmulator, mesh: MeshSimulator, eventually: Callable[..., None]
+) -> None:
+    """The loadtester stand-in turns `hey -q 10 -c 2` into 20 requests a second in the mesh,
+    to the Service it names, while the apex keeps its own traffic on the primary."""
+    podinfo.create(_virtual_service([{"route": _route(100, 0)}]))
+    eventually(lambda: _ready(podinfo, "podinfo"))
+    with LoadTester(traffic=mesh.add_source) as tester:
+        command = "hey -z 1m -q 10 -c 2 http://podinfo-canary.default:9898/"
+        hook = {"name": "podinfo", "namespace": "default", "metadata": {"cmd": command}}
+        started = time.monotonic()
+        assert httpx.post(tester.url + "/", json=hook, timeout=5).status_code == 202
+        time.sleep(2.0)
+        seconds = time.monotonic() - started
+    load = mesh.routed("podinfo", LOAD_TEST.name)
+    assert load >= 20 * seconds * 0.6  # the rate asked for, less the start-up and the noise
+    assert load <= 20 * seconds * 1.5
+    assert mesh.routed("podinfo-primary", LOAD_TEST.name) == 0
+    assert mesh.routed("podinfo", "others") == 0  # the apex routes 100% to the primary
+    assert [source.host for source in mesh.active_sources()] == ["podinfo-canary.default"]

@@ -4,7 +4,8 @@ and receivers.
 `TestBed` wires them the way a cluster would look to a release: the in-cluster
 addresses of Prometheus, the Pushgateway and the loadtester resolve through the API
 server's service proxy, and the mesh's Istio metrics and the pushed release metrics are
-scraped by a real Prometheus.
+scraped by a real Prometheus. The loadtester's `hey` commands become mesh traffic, and
+`local_only()` gives the transports that keep every other request on the machine.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,20 +26,24 @@ except ImportError as missing:
     ) from missing
 
 from .kube import KubeApiEmulator, KubeEmulator
-from .mesh import Fault, MeshSimulator, RequestClass
+from .mesh import LOAD_TEST, Fault, MeshSimulator, RequestClass
+from .outside import LocalOnly
 from .prometheus import PrometheusServer
 from .pushgateway import PushgatewayServer
-from .receivers import AlertReceiver, LoadTester, Received
+from .receivers import AlertReceiver, LoadTest, LoadTester, Received
 
 if TYPE_CHECKING:
     from ...spec import ReleaseSpec
 
 __all__ = [
+    "LOAD_TEST",
     "AlertReceiver",
     "Fault",
     "KubeApiEmulator",
     "KubeEmulator",
+    "LoadTest",
     "LoadTester",
+    "LocalOnly",
     "MeshSimulator",
     "PrometheusServer",
     "PushgatewayServer",
@@ -149,6 +154,7 @@ class TestBed:
                     pushgateways=[self._pushgateway.target],
                 )
             )
+            self.loadtester.traffic = self._mesh.add_source
             stack.enter_context(self.loadtester)
             stack.enter_context(self.alerts)
             self._register_cluster_services()
@@ -157,6 +163,23 @@ class TestBed:
             stack.close()
             raise
         return self
+
+    def local_only(
+        self,
+        *,
+        allowed: Iterable[str] = (),
+        on_answered: Callable[[str], None] | None = None,
+    ) -> LocalOnly:
+        """Transports for a release's direct requests that reach the bed's servers and the
+        `allowed` URLs only; every other address is answered by the bed's alert receiver."""
+        local = [
+            self.kube.url,
+            self.prometheus.url,
+            self.pushgateway.url,
+            self.loadtester.url,
+            f"http://{self.mesh.metrics_target}",
+        ]
+        return LocalOnly(self.alerts.url, local=local, allowed=allowed, on_answered=on_answered)
 
     def _register_cluster_services(self) -> None:
         kube = self.kube

@@ -59,6 +59,20 @@ class RequestClass:
     source_workload: str = "ingress"
 
 
+LOAD_TEST = RequestClass("load-test", source_workload="flagger-loadtester")
+"""What a load test sends: no headers, from the loadtester's workload."""
+
+
+@dataclass(frozen=True)
+class TimedSource:
+    """Traffic sent to `host` at `rps` until `until` (monotonic seconds), such as a load test."""
+
+    host: str
+    rps: float
+    until: float
+    request_class: RequestClass = LOAD_TEST
+
+
 @dataclass(frozen=True)
 class Fault:
     """What a workload (or image) does to requests: 5xx fraction, p99 latency, no sidecar."""
@@ -90,7 +104,8 @@ class MeshSimulator:
 
     `faults` is keyed by Deployment name or container image; `crashloop_images`
     never become ready. `direct_rps` sends traffic straight to a host (for
-    example `podinfo-canary` in blue/green tests) besides the apex hosts.
+    example `podinfo-canary` in blue/green tests) besides the apex hosts, for as
+    long as the simulator runs; `add_source` does so for a while (a load test).
     """
 
     def __init__(
@@ -121,6 +136,7 @@ class MeshSimulator:
         self._routed: Counter[tuple[str, str]] = Counter()
         self._mirrored: Counter[tuple[str, str]] = Counter()
         self._unrouted: Counter[str] = Counter()
+        self._sources: list[TimedSource] = []
         self._pending_since: dict[tuple[str, int], float] = {}
         self._view = _View()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -192,6 +208,22 @@ class MeshSimulator:
                 self._crashloop.add(image)
             else:
                 self._crashloop.discard(image)
+
+    def add_source(
+        self, host: str, rps: float, seconds: float, request_class: RequestClass = LOAD_TEST
+    ) -> TimedSource:
+        """Sends `rps` requests a second to `host` (a Service, in-namespace or
+        `<svc>.<ns>`) for `seconds`, routed as the mesh routes any request to it."""
+        source = TimedSource(host, rps, time.monotonic() + seconds, request_class)
+        with self._lock:
+            self._sources.append(source)
+        return source
+
+    def active_sources(self) -> list[TimedSource]:
+        """The timed sources still sending."""
+        now = time.monotonic()
+        with self._lock:
+            return [source for source in self._sources if source.until > now]
 
     def routed(self, workload: str, request_class: str | None = None) -> int:
         """Requests routed to `workload` (mirrored copies excluded)."""
@@ -322,9 +354,12 @@ class MeshSimulator:
     # -- traffic -----------------------------------------------------------------------------
 
     def _generate(self, seconds: float) -> None:
+        now = time.monotonic()
         with self._lock:
             view = self._view
             faults = dict(self._faults)
+            self._sources = [source for source in self._sources if source.until > now]
+            sources = list(self._sources)
         total_share = sum(c.share for c in self.request_mix) or 1.0
         sends: list[tuple[str, RequestClass, int]] = []
         for vs in view.virtual_services:
@@ -339,6 +374,8 @@ class MeshSimulator:
             for request_class in self.request_mix:
                 share = request_class.share / total_share
                 sends.append((host, request_class, self._count(rate * share * seconds)))
+        for source in sources:  # still sending at the end of this tick
+            sends.append((source.host, source.request_class, self._count(source.rps * seconds)))
         for host, request_class, count in sends:
             if count:
                 self._route(view, faults, host, request_class, count)
