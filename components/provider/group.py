@@ -108,7 +108,8 @@ class WaveProvider(dyn.ResourceProvider):
         return dyn.DiffResult(changes=changed, replaces=[])
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        return dyn.CreateResult(f"{props.get('group')}-wave-{props.get('wave')}", _run(props, {}))
+        wave_id = f"{props.get('group')}-wave-{integral(props.get('wave'))}"
+        return dyn.CreateResult(wave_id, _run(props, {}))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         return dyn.UpdateResult(_run(news, olds.get("outcomes") or {}))
@@ -178,7 +179,7 @@ def _summarise(
     failed = [name for name in released if outcomes[name].get("failure")]
     promoted = [name for name in released if name not in failed]
     print_progress(
-        f"{props.get('group')} wave {props.get('wave')}: "
+        f"{props.get('group')} wave {integral(props.get('wave'))}: "
         f"promoted {', '.join(promoted) or 'none'}; did not promote {', '.join(failed) or 'none'}"
     )
 
@@ -233,7 +234,8 @@ class VerdictProvider(dyn.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         _judge(props)
-        return dyn.CreateResult(f"{props.get('group')}-verdict-{props.get('wave')}", props)
+        verdict_id = f"{props.get('group')}-verdict-{integral(props.get('wave'))}"
+        return dyn.CreateResult(verdict_id, props)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         _judge(news)
