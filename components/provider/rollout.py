@@ -235,7 +235,9 @@ def _scheduler(
 ) -> Iterator[Scheduler]:
     stop_on_shutdown()
     clock = CLOCK
-    with _adapters(props, gate, clock, pool) as adapters:
+    # A lone release passes no pool: the seam keeps its three-argument form for it.
+    adapters_of = _adapters(props, gate, clock, pool) if pool else _adapters(props, gate, clock)
+    with adapters_of as adapters:
         yield Scheduler(
             gate.release,
             adapters,
