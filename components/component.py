@@ -62,6 +62,17 @@ class CanaryDeploymentArgs:
     judge: Mapping[str, Any] | Judge | None = None
     """A `Judge` document (docs/judge.md): the statistical judge, in every metrics check."""
 
+    def release(self) -> ReleaseSpec:
+        """The manifests validated; SpecError naming every bad field."""
+        return ReleaseSpec.parse(
+            canary=self.canary,
+            deployment=self.deployment,
+            metric_templates=self.metric_templates,
+            alert_providers=self.alert_providers,
+            autoscaler=self.autoscaler,
+            judge=self.judge,
+        )
+
 
 class CanaryDeployment(pulumi.ComponentResource):
     """Primary and canary Deployments, apex/primary/canary Services, DestinationRules and the
@@ -82,15 +93,34 @@ class CanaryDeployment(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: CanaryDeploymentArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        # Validate before registering anything: bad input declares nothing.
-        release = ReleaseSpec.parse(
-            canary=args.canary,
-            deployment=args.deployment,
-            metric_templates=args.metric_templates,
-            alert_providers=args.alert_providers,
-            autoscaler=args.autoscaler,
-            judge=args.judge,
+        self._declare_until_gate(name, args, opts)
+        self._declare_from_gate(
+            Rollout(
+                self._names.rollout,
+                self._inputs,
+                args.gate,
+                self._declared,
+                pulumi.ResourceOptions.merge(
+                    self._child,
+                    pulumi.ResourceOptions(
+                        depends_on=[self.canary_deployment, *self.metric_templates]
+                    ),
+                ),
+            )
         )
+
+    def _declare_until_gate(
+        self,
+        name: str,
+        args: CanaryDeploymentArgs,
+        opts: pulumi.ResourceOptions | None,
+        after: Sequence[pulumi.Resource] = (),
+    ) -> None:
+        """Everything before the gate: metric templates, DestinationRules, the guard (after
+        `after` too: a group's previous wave) and the canary Deployment. A group declares its
+        wave's gate between this and `_declare_from_gate`."""
+        # Validate before registering anything: bad input declares nothing.
+        release = args.release()
         super().__init__(TYPE_TOKEN, name, {}, opts)
         self.release = release
         child = pulumi.ResourceOptions(parent=self)
@@ -131,7 +161,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             args.gate,
             Declared(rules, plan_line),
             pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=self.destination_rules)
+                child, pulumi.ResourceOptions(depends_on=[*self.destination_rules, *after])
             ),
         )
         self.canary_deployment = _deployment(
@@ -146,23 +176,21 @@ class CanaryDeployment(pulumi.ComponentResource):
         )
         # The gate runs once the canary runs the new template; its output is the template the
         # primary gets, so a failed analysis stops `pulumi up` before the primary changes.
-        declared = Declared(
+        self._declared = Declared(
             {
                 **rules,
                 f"Deployment/{release.target}": _uid_of(self.canary_deployment),
             },
             plan_line,
         )
-        self.rollout = Rollout(
-            names.rollout,
-            inputs,
-            args.gate,
-            declared,
-            pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(depends_on=[self.canary_deployment, *self.metric_templates]),
-            ),
-        )
+        self._names, self._child, self._inputs = names, child, inputs
+        self._gate_options, self._plan_line = args.gate, plan_line
+
+    def _declare_from_gate(self, rollout: Rollout) -> None:
+        """The primary from the gate's promoted template, then the Services, VirtualService,
+        autoscalers and finaliser, and the component's outputs."""
+        release, names, child = self.release, self._names, self._child
+        self.rollout = rollout
         replicas = release.primary_replicas
         at_rest = routing.primary_deployment(
             release, release.deployment["spec"]["template"], replicas
@@ -209,9 +237,9 @@ class CanaryDeployment(pulumi.ComponentResource):
         self.autoscalers = _autoscalers(names, release, child)
         self.finaliser = RolloutFinaliser(
             names.finaliser,
-            inputs,
-            args.gate,
-            declared,
+            self._inputs,
+            self._gate_options,
+            self._declared,
             promotion=self.rollout.promotion,
             phase=self.rollout.phase,
             primary=self.primary_deployment.id,
@@ -228,7 +256,7 @@ class CanaryDeployment(pulumi.ComponentResource):
                 "namespace": release.namespace,
                 "strategy": str(release.spec.analysis.strategy),
                 "revision": self.rollout.revision,
-                "plan": plan_line,
+                "plan": self._plan_line,
             }
         )
 

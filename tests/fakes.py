@@ -16,7 +16,7 @@ from components.adapters.alerts import AlertMessage, Severity
 from components.adapters.bundle import Adapters
 from components.adapters.cluster import ClusterError, Routes, StoredMap
 from components.adapters.prometheus import MetricResult, MetricSamples
-from components.adapters.records import RecordStore, ReleaseRecord
+from components.adapters.records import RecordPhase, RecordStore, ReleaseRecord
 from components.adapters.webhooks import WebhookResult
 from components.analysis import WorkloadStatus
 from components.errors import ReleaseInterrupted
@@ -164,6 +164,14 @@ class FakeCluster:
     def record(self) -> ReleaseRecord | None:
         stored = self.maps.get(self.record_name)
         return ReleaseRecord.from_json(stored[0]["release.json"]) if stored else None
+
+    def at_rest(self) -> bool:
+        """All traffic on the primary and the canary at zero."""
+        return self.canary_weight == 0 and self.replicas_of[self.release.target] == 0
+
+    def phase(self) -> RecordPhase | None:
+        record = self.record()
+        return record.phase if record else None
 
     def put_record(self, record: ReleaseRecord) -> None:
         version = self.maps.get(self.record_name, ({}, 0))[1] + 1

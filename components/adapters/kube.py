@@ -132,3 +132,24 @@ class Connections(Closing):
                 self._kube.close()
                 self._kube = None
         self.http.close()
+
+
+class ConnectionPool(Closing):
+    """One `Connections` per set of credentials, for releases run together: a wave of a group
+    holds one lightkube client and one set of HTTP pools per cluster, whatever its size."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_access: dict[KubeAccess, Connections] = {}
+
+    def of(self, access: KubeAccess) -> Connections:
+        with self._lock:
+            if access not in self._by_access:
+                self._by_access[access] = Connections(access)
+            return self._by_access[access]
+
+    def close(self) -> None:
+        with self._lock:
+            pooled, self._by_access = list(self._by_access.values()), {}
+        for connections in pooled:
+            connections.close()

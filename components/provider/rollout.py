@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +21,13 @@ from pydantic import ValidationError
 
 from ..adapters.bundle import Adapters
 from ..adapters.cluster import ClusterError
-from ..adapters.kube import Connections, KubeAccess
+from ..adapters.kube import ConnectionPool, Connections, KubeAccess
 from ..adapters.records import RecordPhase, ReleaseRecord
 from ..adapters.stop import stop_on_shutdown
 from ..analysis import images_of, plan, review
 from ..errors import PermanentError, ReleaseFailed
 from ..routing import primary_deployment
-from ..scheduler import SYSTEM_CLOCK, Clock, Scheduler, print_progress
+from ..scheduler import SYSTEM_CLOCK, Clock, ReleaseReport, Scheduler, print_progress
 from ..spec import Canary, ReleaseSpec, SpecError, integral, template_revision
 from ..spec.critical import Critical
 from ..spec.timing import Timing
@@ -214,9 +214,14 @@ CLOCK: Clock = SYSTEM_CLOCK
 
 
 @contextlib.contextmanager
-def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Iterator[Adapters]:
-    """The release's adapters over fresh clients, closed after. The one seam tests replace."""
-    with Connections(access_of(props)) as connections:
+def _adapters(
+    props: Mapping[str, Any], gate: GateInputs, clock: Clock, pool: ConnectionPool | None = None
+) -> Iterator[Adapters]:
+    """The release's adapters over the clients `pool` shares for its cluster, or over fresh
+    ones closed after. The one seam tests replace."""
+    with contextlib.ExitStack() as owned:
+        access = access_of(props)
+        connections = pool.of(access) if pool else owned.enter_context(Connections(access))
         yield Adapters.connect(
             connections,
             gate.release,
@@ -229,11 +234,16 @@ def _adapters(props: Mapping[str, Any], gate: GateInputs, clock: Clock) -> Itera
 
 @contextlib.contextmanager
 def _scheduler(
-    props: Mapping[str, Any], gate: GateInputs, rollout_id: str | None = None
+    props: Mapping[str, Any],
+    gate: GateInputs,
+    rollout_id: str | None = None,
+    pool: ConnectionPool | None = None,
 ) -> Iterator[Scheduler]:
     stop_on_shutdown()
     clock = CLOCK
-    with _adapters(props, gate, clock) as adapters:
+    # A lone release passes no pool: the seam keeps its three-argument form for it.
+    adapters_of = _adapters(props, gate, clock, pool) if pool else _adapters(props, gate, clock)
+    with adapters_of as adapters:
         yield Scheduler(
             gate.release,
             adapters,
@@ -308,32 +318,7 @@ class RolloutProvider(dyn.ResourceProvider):
         gate = GateInputs.of(props)
         rollout_id = uuid.uuid4().hex[:16]
         with _scheduler(props, gate, rollout_id) as scheduler:
-            _verify_cluster(scheduler, props)
-            _fail_fast_on_a_known_failure(scheduler, gate, props)
-            if not _primary_runs_another_template(scheduler, gate):
-                first = ReleaseRecord(
-                    gate.revision, RecordPhase.SUCCEEDED, settled=True, gate=rollout_id
-                )
-                scheduler.io.records.load()
-                scheduler.io.records.save(first)
-                print_progress(
-                    f"{gate.release.name}: initial release {gate.revision} "
-                    "promoted without analysis"
-                )
-                outs = outputs(
-                    props,
-                    phase=str(RecordPhase.SUCCEEDED),
-                    promotion=INITIAL_PROMOTION,
-                    promoted=gate.template,
-                    history=[],
-                    rollout_id=rollout_id,
-                )
-                return dyn.CreateResult(record_id(gate.release), outs)
-            print_progress(
-                f"{gate.release.name}: {gate.release.primary} already runs another template; "
-                f"analysing {images_of(gate.template)} before it takes over"
-            )
-            outs = _analysed(scheduler, gate, props, rollout_id)
+            outs = scheduler.drive(released(scheduler, gate, props, rollout_id, created=True))
         return dyn.CreateResult(record_id(gate.release), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
@@ -343,9 +328,8 @@ class RolloutProvider(dyn.ResourceProvider):
             return dyn.UpdateResult(carried(olds, news))
         rollout_id = str(olds.get("rolloutId") or "")
         with _scheduler(news, gate, rollout_id) as scheduler:
-            _verify_cluster(scheduler, news)
-            _fail_fast_on_a_known_failure(scheduler, gate, news)
-            return dyn.UpdateResult(_analysed(scheduler, gate, news, rollout_id))
+            outs = scheduler.drive(released(scheduler, gate, news, rollout_id, created=False))
+        return dyn.UpdateResult(outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Removes the release record, unless another Rollout owns it now (a renamed
@@ -377,11 +361,53 @@ def _fail_fast_on_a_known_failure(
     )
 
 
+def released(
+    scheduler: Scheduler,
+    gate: GateInputs,
+    props: Mapping[str, Any],
+    rollout_id: str,
+    *,
+    created: bool,
+) -> Generator[float, None, dict[str, Any]]:
+    """What a Rollout's create (`created`) or its update to a new template does, as the
+    generator of the waits between its ticks: a Rollout drives it alone, a wave of a group
+    runs it beside its other canaries'. Returns the outputs; raises as the Rollout fails."""
+    _verify_cluster(scheduler, props)
+    _fail_fast_on_a_known_failure(scheduler, gate, props)
+    if created:
+        if not _primary_runs_another_template(scheduler, gate):
+            first = ReleaseRecord(
+                gate.revision, RecordPhase.SUCCEEDED, settled=True, gate=rollout_id
+            )
+            scheduler.io.records.load()
+            scheduler.io.records.save(first)
+            print_progress(
+                f"{gate.release.name}: initial release {gate.revision} promoted without analysis"
+            )
+            return outputs(
+                props,
+                phase=str(RecordPhase.SUCCEEDED),
+                promotion=INITIAL_PROMOTION,
+                promoted=gate.template,
+                history=[],
+                rollout_id=rollout_id,
+            )
+        print_progress(
+            f"{gate.release.name}: {gate.release.primary} already runs another template; "
+            f"analysing {images_of(gate.template)} before it takes over"
+        )
+    report = yield from scheduler.run()
+    return _analysed(scheduler, gate, props, rollout_id, report)
+
+
 def _analysed(
-    scheduler: Scheduler, gate: GateInputs, props: Mapping[str, Any], rollout_id: str
+    scheduler: Scheduler,
+    gate: GateInputs,
+    props: Mapping[str, Any],
+    rollout_id: str,
+    report: ReleaseReport,
 ) -> dict[str, Any]:
     """The outputs of a promoted analysis; raises ReleaseFailed, with the checks, if not."""
-    report = scheduler.analyse()
     history = scheduler.lines[-HISTORY_OUTPUT_LINES:]
     if not report.promoted:
         left = f"; {report.cleanup}" if report.cleanup else ""
@@ -636,7 +662,7 @@ def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:
 _SECRET_KEYS = ["kubeconfig", "alertProviders", "metricTemplates"]
 
 
-def _props(
+def gate_props(
     release: ReleaseInputs, gate: GateOptions | None, declared: Declared | None
 ) -> dict[str, Any]:
     """The inputs every gate resource shares: the release's manifests, the gate's options and
@@ -702,13 +728,20 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
         declared: Declared | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate, declared)
+        super().__init__(
+            RolloutProvider(), name, self._inputs(release, gate, declared), _options(opts)
+        )
+
+    @staticmethod
+    def _inputs(
+        release: ReleaseInputs, gate: GateOptions | None, declared: Declared | None
+    ) -> dict[str, Any]:
+        props = gate_props(release, gate, declared)
         # Keyed by attribute name: the SDK makes one Output attribute per key, then translates
         # the names to the engine's spelling. The rest are placeholders for the outputs.
         props.update(dict.fromkeys(OUTPUT_KEYS))
         by_attribute = {value: key for key, value in _ATTRIBUTES.items()}
-        props = {by_attribute.get(key, key): value for key, value in props.items()}
-        super().__init__(RolloutProvider(), name, props, _options(opts))
+        return {by_attribute.get(key, key): value for key, value in props.items()}
 
     def translate_output_property(self, prop: str) -> str:
         return {value: key for key, value in _ATTRIBUTES.items()}.get(prop, prop)
@@ -728,7 +761,7 @@ class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
         declared: Declared | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate, declared)
+        props = gate_props(release, gate, declared)
         super().__init__(GuardProvider(), name, props, _options(opts))
 
 
@@ -747,6 +780,6 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
         primary: pulumi.Input[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = _props(release, gate, declared)
+        props = gate_props(release, gate, declared)
         props.update(promotion=promotion, phase=phase, primary=primary)
         super().__init__(FinaliserProvider(), name, props, _options(opts))

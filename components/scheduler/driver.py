@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import replace
+from typing import TypeVar
 
 from ..adapters.alerts import AlertMessage, Severity
 from ..adapters.bundle import Adapters
@@ -65,6 +66,8 @@ from .watch import CriticalWatch
 CLEANUP_SECONDS = 30.0
 # How long holds (closed gates, unready canaries) wait between looks at most.
 HOLD_POLL_SECONDS = 5.0
+
+T = TypeVar("T")
 
 
 class CleanupIncomplete(TemporaryError):
@@ -131,7 +134,7 @@ class Scheduler:
         """Runs until the canary is verified (Promoting) or rolled back (Failed)."""
         return self.drive(self.run())
 
-    def drive(self, waits: Generator[float, None, ReleaseReport]) -> ReleaseReport:
+    def drive(self, waits: Generator[float, None, T]) -> T:
         """Sleeps through a generator's waits on this scheduler's clock; an interruption of a
         sleep is thrown into the generator, which returns traffic to the primary and re-raises."""
         try:
@@ -144,8 +147,8 @@ class Scheduler:
                 else:
                     delay = next(waits)
         except StopIteration as finished:
-            report: ReleaseReport = finished.value
-            return report
+            result: T = finished.value
+            return result
 
     def run(self) -> Generator[float, None, ReleaseReport]:
         """The analysis as a generator of waits (seconds), so that one thread can drive many

@@ -3,8 +3,9 @@
 There is no Pulumi CLI here, so a run goes through the SDK's mock monitor, and this module plays
 the parts the mocks leave out, after the real engine's rules:
 
-- state is kept between runs by URN; a step that fails keeps the resource's previous state, and
-  resources after it are not registered at all (their inputs never resolve); an unchanged
+- state is kept between runs by URN; a step that fails keeps the resource's previous state,
+  resources after it are not registered at all (their inputs never resolve), and no other step
+  starts after it (steps in flight finish), as without `--continue-on-error`; an unchanged
   resource keeps its outputs and takes the new inputs (the engine's same step);
 - `preview()` calls Check and Diff but never Create or Update, and hands back a changed
   dynamic resource's new inputs as its outputs, so outputs that are not inputs are unknown
@@ -154,7 +155,10 @@ class Engine:
                 return self._kubernetes(urn, args, ignored, run)
             return f"{args.name}-id", dict(args.inputs)
         except Exception as error:
+            # The engine starts no step after one failed (`cancelDueToError`); those in
+            # flight finish.
             run.errors.append(f"{urn}: {error}")
+            run.canceled = True
             raise
 
     def _dynamic(

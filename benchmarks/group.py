@@ -1,0 +1,167 @@
+"""Prints what releasing twelve canaries as one group costs, against one release alone.
+
+Not a test: the numbers are measurements, on the test bed at a 2 s interval, through the real
+`python -m pulumi.dynamic` server over gRPC:
+    one release:  a Rollout's Update, wall time;
+    the group:    one Wave's Update releasing twelve canaries at once; wall / one release
+                  (goal <= 1.2); the server's peak threads and established TCP connections
+                  while it ran (the same before, at rest, for comparison);
+    inline Check: the engine's step generator (tests/e2e/inline_checks.py) registering another
+                  resource every 0.25 s, its Check inline, while the releases run: through the
+                  group (one server thread held) and through twelve lone Rollouts (four held).
+Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py` (about two minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.provider.group import WaveProvider
+from components.rehearse import declare_at_rest
+from components.rehearse.testbed import TestBed
+from components.spec import ReleaseSpec
+from tests.conftest import load_yaml
+from tests.e2e.inline_checks import InlineChecks
+from tests.provider.dynamic_server import (
+    DynamicServer,
+    create_workloads,
+    renamed,
+    rollout_props,
+    update_concurrently,
+    with_image,
+)
+
+INTERVAL = "2s"
+OLD_IMAGE = "ghcr.io/stefanprodan/podinfo:6.3.0"
+NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.3.1"
+RELEASES = 12
+RPS = 150.0  # per VirtualService; 25 workloads at the bed's default would be costly
+WAVE_URN = "urn:pulumi:dev::bench::pulumi-python:dynamic/canary:Wave::bench-wave-1"
+
+
+class Peaks:
+    """The most threads and established TCP connections a process had, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.threads = self.connections = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Peaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.05):
+            self.threads = max(self.threads, threads_of(self.pid))
+            self.connections = max(self.connections, connections_of(self.pid))
+
+
+def threads_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def connections_of(pid: int) -> int:
+    """Established TCP connections whose socket the process holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    established = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            established += fields[3] == "01" and fields[9] in inodes
+    return established
+
+
+def member(bed: TestBed, name: str) -> dict[str, Any]:
+    """A canary at rest on the bed, and the Rollout inputs of its old image."""
+    canary, deployment = renamed(load_yaml("canary.yaml"), load_yaml("deployment.yaml"), name)
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = OLD_IMAGE
+    declare_at_rest(bed, ReleaseSpec.parse(canary=canary, deployment=deployment))
+    return rollout_props(canary, deployment, bed.kubeconfig.read_text(), interval=INTERVAL)
+
+
+def wave_props(members: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "__provider": serialize_provider(WaveProvider()),
+        "group": "bench",
+        "wave": 1,
+        "canaries": list(members),
+        "members": dict(members),
+        "policy": "stop",
+    }
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.monotonic()
+    result = work()
+    return time.monotonic() - started, result
+
+
+def main() -> None:
+    group = [f"shop-{index}" for index in range(RELEASES)]
+    lone = [f"lone-{index}" for index in range(RELEASES)]
+    with TestBed(rps=RPS) as bed, DynamicServer() as server:
+        server.configure()
+        load = (load_yaml("canary.yaml"), load_yaml("deployment.yaml"))
+        (solo,) = create_workloads(server, bed, *load, ["solo"], interval=INTERVAL)
+        (run,) = update_concurrently(server, [solo.update_to(NEW_IMAGE)])
+        one = run.returned - run.sent
+
+        members = {name: member(bed, name) for name in group}
+        state = server.create(WAVE_URN, wave_props(members))
+        at_rest = (threads_of(server.pid), connections_of(server.pid))
+        news = wave_props({name: with_image(props, NEW_IMAGE) for name, props in members.items()})
+        with Peaks(server.pid) as peaks, InlineChecks(server) as grouped_checks:
+            wall, outputs = timed(lambda: server.update(WAVE_URN, state, news))
+        failed = [name for name, outcome in outputs["outcomes"].items() if outcome.get("failure")]
+
+        workloads = create_workloads(server, bed, *load, lone, interval=INTERVAL)
+        with InlineChecks(server) as lone_checks:
+            lone_wall, _ = timed(
+                lambda: update_concurrently(server, [w.update_to(NEW_IMAGE) for w in workloads])
+            )
+
+    print(f"one release alone: {one:.1f}s (interval {INTERVAL})")
+    print(
+        f"{RELEASES} releases through one Wave: {wall:.1f}s, ratio {wall / one:.2f} (goal <= 1.2)"
+    )
+    print(f"  failed: {', '.join(failed) or 'none'}")
+    print(f"  server threads: {at_rest[0]} at rest, at most {peaks.threads} while releasing")
+    print(
+        f"  server TCP connections: {at_rest[1]} at rest, at most {peaks.connections} "
+        "while releasing"
+    )
+    print(f"{RELEASES} lone Rollouts at once: {lone_wall:.1f}s, ratio {lone_wall / one:.2f}")
+    for label, times in (("group", grouped_checks), ("lone Rollouts", lone_checks)):
+        seconds = times.seconds
+        print(
+            f"inline Checks of other resources during the {label}: {len(seconds)} registered, "
+            f"slowest {max(seconds):.2f}s, "
+            f"median {sorted(seconds)[len(seconds) // 2]:.3f}s"
+        )
+
+
+if __name__ == "__main__":
+    main()
