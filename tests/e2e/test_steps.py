@@ -22,15 +22,15 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from tests.e2e.holding import HoldingProvider
 from tests.e2e.steps import Dynamic, Other, Registration, StepGenerator, Trace
-from tests.provider.dynamic_server import DynamicServer
+from tests.provider.dynamic_server import DynamicServer, urn
 
 HOLDING = serialize_provider(HoldingProvider())
 HELD = [f"release-{index}" for index in range(1, 5)]  # as many as the server has threads
 FINALISER, PRIMARY, BARRIER = "finaliser", "primary", "all-four-holding"
 
 
-def urn(name: str) -> str:
-    return f"urn:pulumi:dev::canary::pulumi-python:dynamic/canary:Holding::{name}"
+def holding(name: str) -> str:
+    return urn(name, "Holding")
 
 
 def other_urn(name: str) -> str:
@@ -59,9 +59,9 @@ def program(server: DynamicServer, holds: Path, *, first: bool) -> list[Registra
         return {}
 
     return [
-        *(Dynamic(urn(name), inputs(name)) for name in HELD),
+        *(Dynamic(holding(name), inputs(name)) for name in HELD),
         Other(other_urn(BARRIER), barrier),
-        Dynamic(urn(FINALISER), inputs(FINALISER), after=(other_urn(BARRIER),)),
+        Dynamic(holding(FINALISER), inputs(FINALISER), after=(other_urn(BARRIER),)),
         Other(other_urn(PRIMARY), lambda _: {}, after=(other_urn(BARRIER),)),
     ]
 
@@ -107,7 +107,7 @@ def test_a_check_behind_four_held_updates_stalls_every_later_registration(
 ) -> None:
     with four_held_updates(True, server, tmp_path) as up:
         trace = up.trace
-        trace.wait_for(urn(FINALISER), "check")
+        trace.wait_for(holding(FINALISER), "check")
         trace.wait_for(other_urn(PRIMARY), "registered")
         release(tmp_path, [HELD[0], FINALISER])  # one thread frees up
         trace.wait_for(other_urn(PRIMARY), "done")
@@ -116,11 +116,11 @@ def test_a_check_behind_four_held_updates_stalls_every_later_registration(
     assert up.line(server, f"{FINALISER}: checked") > up.line(server, f"{HELD[0]}: update returns")
     # ...while the other three still held theirs.
     for name in HELD[1:]:
-        assert trace.index(urn(name), "done") > trace.index(urn(FINALISER), "checked")
+        assert trace.index(holding(name), "done") > trace.index(holding(FINALISER), "checked")
     # The primary was registered before any Update returned, and its step waited for that
     # Check, which has nothing to do with it.
-    assert trace.index(other_urn(PRIMARY), "registered") < trace.index(urn(HELD[0]), "done")
-    assert trace.index(urn(FINALISER), "checked") < trace.index(other_urn(PRIMARY), "step")
+    assert trace.index(other_urn(PRIMARY), "registered") < trace.index(holding(HELD[0]), "done")
+    assert trace.index(holding(FINALISER), "checked") < trace.index(other_urn(PRIMARY), "step")
 
 
 def test_without_the_inline_check_only_the_dynamic_resource_waits(
@@ -131,7 +131,7 @@ def test_without_the_inline_check_only_the_dynamic_resource_waits(
         trace = up.trace
         trace.wait_for(other_urn(PRIMARY), "done")  # while all four hold
     assert trace.index(other_urn(PRIMARY), "done") < min(
-        trace.index(urn(name), "done") for name in HELD
+        trace.index(holding(name), "done") for name in HELD
     )
     # The finaliser's Check still needs one of the server's threads.
     assert up.line(server, f"{FINALISER}: checked") > min(
