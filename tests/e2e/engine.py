@@ -238,7 +238,7 @@ class Engine:
                 f"{error.response.status_code} {error.response.text}"
             ) from error
         if manifest["kind"] == "Deployment":
-            applied = self._await_deployment(manifest)
+            applied = await_deployment(self.kube, manifest)
         name = applied["metadata"]["name"]
         namespace = applied["metadata"].get("namespace", "default")
         stored = Stored(f"{namespace}/{name}", manifest, applied)
@@ -289,25 +289,26 @@ class Engine:
         metadata = {**live["metadata"], **manifest["metadata"]}
         return identity, {**live, **manifest, "metadata": metadata}
 
-    def _await_deployment(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """pulumi-kubernetes' await: the new generation observed, Available and all replicas up."""
-        deadline = time.monotonic() + AWAIT_SECONDS
-        while True:
-            live = self.kube.get(api_path(manifest))
-            assert live is not None
-            status = live.get("status") or {}
-            wanted = live["spec"].get("replicas", 1)
-            available = any(
-                c.get("type") == "Available" and c.get("status") == "True"
-                for c in status.get("conditions") or []
-            )
-            if status.get("observedGeneration", 0) >= live["metadata"].get("generation", 1) and (
-                wanted == 0 or (available and status.get("readyReplicas", 0) >= wanted)
-            ):
-                return live
-            if time.monotonic() > deadline:
-                raise EngineError(f"{api_path(manifest)} was not available in {AWAIT_SECONDS}s")
-            time.sleep(0.1)
+
+def await_deployment(kube: KubeEmulator, manifest: dict[str, Any]) -> dict[str, Any]:
+    """pulumi-kubernetes' await: the new generation observed, Available and all replicas up."""
+    deadline = time.monotonic() + AWAIT_SECONDS
+    while True:
+        live = kube.get(api_path(manifest))
+        assert live is not None
+        status = live.get("status") or {}
+        wanted = live["spec"].get("replicas", 1)
+        available = any(
+            c.get("type") == "Available" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if status.get("observedGeneration", 0) >= live["metadata"].get("generation", 1) and (
+            wanted == 0 or (available and status.get("readyReplicas", 0) >= wanted)
+        ):
+            return live
+        if time.monotonic() > deadline:
+            raise EngineError(f"{api_path(manifest)} was not available in {AWAIT_SECONDS}s")
+        time.sleep(0.1)
 
 
 class _Mocks(pulumi.runtime.Mocks):

@@ -9,7 +9,16 @@ The issue's scenario, end to end, through `pulumi.automation`:
    runs 6.3.1;
 4. the same `up` again fails fast with "already failed";
 
-then `destroy`, whatever happened.
+then `destroy`, whatever happened. And what the real engine does that its stand-ins only
+imitate (issue 12), each case on a stack of its own, created with 6.3.0 first:
+
+- `preview` of 6.3.1 shows the Rollout updating, prints the change review, and changes nothing
+  on the cluster (images, replicas and route weights as they were);
+- a Rollout lost from state (removed from an exported state, which is imported back) is
+  created again by the next `up` of 6.3.1, which analyses the image instead of promoting it;
+- the gate given its own kubeconfig for the same cluster holds to it (the uids the stack's
+  provider saw match) and releases; given a context of another cluster
+  (`CANARY_LIVE_OTHER_CONTEXT`, else that case skips), it refuses before it changes anything.
 
 Requirements, none of which this repository's CI has, so the module skips without them:
 
@@ -21,13 +30,20 @@ Requirements, none of which this repository's CI has, so the module skips withou
 - `CANARY_LIVE=1`: an explicit opt-in, because the test creates and deletes `podinfo*` objects
   in the `default` namespace of whatever the current context is.
 
+`kubectl` on PATH for the case with the gate's own kubeconfig (it writes the current context's
+credentials out, `kubectl config view --raw --minify --flatten`), and
+`CANARY_LIVE_OTHER_CONTEXT`, a context of the same kubeconfig that reaches another cluster, for
+the wrong-cluster case; each skips without its own.
+
 docs/live-kind-istio.md sets all of this up on kind. Run with
 `CANARY_LIVE=1 venv/bin/pytest -m live tests/live` (add `-s` to follow `pulumi up` as it runs).
 The stack's state goes to a file backend in a temporary directory; only the stack settings file
 `Pulumi.<stack>.yaml` is written in the project root, and removed at the end.
 
 Timing: the Canary analyses every minute in 5 steps, so step 2 takes about 6 minutes; step 3 is
-bounded by the `deadlineSeconds` stack config set below (about 5 minutes). Set
+bounded by the `deadlineSeconds` stack config set below (about 5 minutes). The re-creation and
+own-kubeconfig cases analyse one release each (about 6 minutes); the preview and wrong-cluster
+cases take little more than their first `up`. Set
 `CANARY_LIVE_INTERVAL` (e.g. `30s`) to shorten the analysis interval, if Prometheus scrapes
 often enough for `rate()` over that window (Istio's addon scrapes every 15 s).
 """
@@ -36,9 +52,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +87,12 @@ FAILING_DEADLINE_SECONDS = 300
 INTERVAL = os.environ.get("CANARY_LIVE_INTERVAL", "1m")
 # 1: up to 10 min (pod pulls and sidecars); 2: ~6 min; 3: ~5 min; 4: ~1 min; destroy: ~3 min.
 TIMEOUT_SECONDS = 60 * 60
+
+# A context of the current kubeconfig that reaches another cluster than the current one.
+OTHER_CONTEXT = os.environ.get("CANARY_LIVE_OTHER_CONTEXT")
+# The change review of 6.3.0 -> 6.3.1, and the first check line of its analysis.
+REVIEW = f"podinfo: {IMAGE_FIRST} -> 6.3.1; canary 10% -> 50% in 5 steps every "
+FIRST_CHECK = "podinfo: 10% success-rate "
 
 VirtualService = create_namespaced_resource(
     "networking.istio.io", "v1", "VirtualService", "virtualservices"
@@ -169,6 +192,11 @@ def _assert_at_rest_on(kube: lightkube.Client, image: str) -> None:
     assert weights.get(PRIMARY) == 100, f"VirtualService {VIRTUAL_SERVICE} routes {weights}"
     assert all(weight == 0 for host, weight in weights.items() if host != PRIMARY), weights
     assert _replicas(kube, CANARY) == 0
+
+
+def _at_rest(kube: lightkube.Client) -> tuple[str | None, str | None, int | None, dict[str, int]]:
+    """What a release changes: both images, the canary's replicas, the route weights."""
+    return _image(kube, PRIMARY), _image(kube, CANARY), _replicas(kube, CANARY), _weights(kube)
 
 
 def _check_cluster(kube: lightkube.Client) -> None:
@@ -283,3 +311,121 @@ def test_release_promotes_then_rolls_back_then_fails_fast(
     # Far below step 3's deadline: no analysis ran (the rest is the CLI and plugin start-up).
     assert elapsed < FAILING_DEADLINE_SECONDS / 2, f"took {elapsed:.0f}s"
     _assert_at_rest_on(kube, IMAGE_GOOD)
+
+
+def _first_release(stack: auto.Stack, kube: lightkube.Client) -> None:
+    """Every case below starts here: 6.3.0 created and promoted without analysis."""
+    _check_cluster(kube)
+    _set(stack, image=IMAGE_FIRST, interval=INTERVAL)
+    assert _up(stack).summary.result == "succeeded"
+    _assert_at_rest_on(kube, IMAGE_FIRST)
+
+
+def _ops_into(ops: dict[str, str]) -> Callable[[auto.EngineEvent], None]:
+    """An `on_event` that keeps each resource's step, by the resource's name."""
+
+    def record(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            metadata = event.resource_pre_event.metadata
+            ops[metadata.urn.rsplit("::", 1)[-1]] = str(metadata.op.value)
+
+    return record
+
+
+def test_preview_reviews_the_release_and_changes_nothing(
+    stack: auto.Stack, kube: lightkube.Client
+) -> None:
+    _first_release(stack, kube)
+    before = _at_rest(kube)
+    _set(stack, image=IMAGE_GOOD)
+    ops: dict[str, str] = {}
+    preview = stack.preview(color="never", on_output=print, on_event=_ops_into(ops))
+    assert ops.get("podinfo-rollout") == "update", ops
+    # Declared from the Rollout's promoted_template, unknown until the analysis passed.
+    assert ops.get(PRIMARY) == "update", ops
+    assert REVIEW in preview.stdout, preview.stdout
+    assert _at_rest(kube) == before
+
+
+def _forget(stack: auto.Stack, name: str) -> None:
+    """Removes the resource named `name` from the stack's state, and every reference to it,
+    as a state that lost it would be: `pulumi state delete` refuses a resource with
+    dependents, or takes them with it (`--target-dependents`)."""
+    exported = stack.export_stack()
+    deployment = dict(exported.deployment or {})
+    resources = deployment["resources"]
+    (urn,) = [r["urn"] for r in resources if r["urn"].endswith(f"::{name}")]
+    kept = []
+    for resource in resources:
+        if resource["urn"] == urn:
+            continue
+        depends = resource.get("propertyDependencies") or {}
+        kept.append(
+            {
+                **resource,
+                "dependencies": [d for d in resource.get("dependencies") or [] if d != urn],
+                "propertyDependencies": {
+                    key: [d for d in urns if d != urn] for key, urns in depends.items()
+                },
+            }
+        )
+    stack.import_stack(
+        auto.Deployment(version=exported.version, deployment={**deployment, "resources": kept})
+    )
+
+
+def test_a_rollout_lost_from_state_analyses_the_next_image(
+    stack: auto.Stack, kube: lightkube.Client
+) -> None:
+    _first_release(stack, kube)
+    _forget(stack, "podinfo-rollout")
+    _set(stack, image=IMAGE_GOOD)
+    recreated = _up(stack)
+    assert recreated.summary.result == "succeeded"
+    assert f"{PRIMARY} already runs another template" in recreated.stdout, recreated.stdout
+    assert FIRST_CHECK in recreated.stdout, recreated.stdout
+    _assert_at_rest_on(kube, IMAGE_GOOD)
+
+
+def _current_context_kubeconfig() -> str:
+    """The current context's credentials as one self-contained kubeconfig text."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH: it writes the current context's kubeconfig out")
+    return subprocess.run(
+        ["kubectl", "config", "view", "--raw", "--minify", "--flatten"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def test_the_gate_with_its_own_kubeconfig_for_the_same_cluster_releases(
+    stack: auto.Stack, kube: lightkube.Client
+) -> None:
+    kubeconfig = _current_context_kubeconfig()
+    _first_release(stack, kube)
+    stack.set_config("kubeconfig", auto.ConfigValue(value=kubeconfig, secret=True))
+    _set(stack, image=IMAGE_GOOD)
+    released = _up(stack)
+    assert released.summary.result == "succeeded"
+    assert FIRST_CHECK in released.stdout, released.stdout
+    _assert_at_rest_on(kube, IMAGE_GOOD)
+
+
+@pytest.mark.skipif(
+    not OTHER_CONTEXT,
+    reason="CANARY_LIVE_OTHER_CONTEXT is not set: it names a context of the current kubeconfig "
+    "that reaches another cluster, on which the gate must refuse to move traffic",
+)
+def test_the_gate_refuses_a_cluster_the_stack_did_not_declare_the_release_on(
+    stack: auto.Stack, kube: lightkube.Client
+) -> None:
+    _first_release(stack, kube)
+    before = _at_rest(kube)
+    _set(stack, image=IMAGE_GOOD, context=str(OTHER_CONTEXT))
+    refused = _failed_up(stack)
+    assert "the stack's Kubernetes provider declared it with uid" in refused, refused
+    assert "GateOptions.kubeconfig and context" in refused, refused
+    # The ReleaseGuard refused first, so the canary never took the new image. The failed step
+    # kept the state from before, without the context, so `destroy` reaches this cluster.
+    assert _at_rest(kube) == before

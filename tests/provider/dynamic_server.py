@@ -272,8 +272,9 @@ class DynamicServer:
 # -- releases on the test bed, through the server ---------------------------------------------
 
 
-def urn(name: str) -> str:
-    return f"urn:pulumi:dev::canary::pulumi-python:dynamic/canary:Rollout::{name}"
+def urn(name: str, kind: str = "Rollout") -> str:
+    """The URN of a dynamic resource of the project's `canary` module."""
+    return f"urn:pulumi:dev::canary::pulumi-python:dynamic/canary:{kind}::{name}"
 
 
 def rollout_props(
