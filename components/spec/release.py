@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric
+from .configs import ConfigTracking
 from .critical import annotation_problems
 from .errors import Problem, SpecError
 from .queries import BUILTIN_QUERIES, QueryContext, check_syntax, render
@@ -50,6 +51,8 @@ class ReleaseSpec:
     metric_templates: tuple[MetricTemplate, ...] = ()
     alert_providers: tuple[AlertProvider, ...] = ()
     autoscaler: Mapping[str, Any] | None = None
+    configs: tuple[Mapping[str, Any], ...] = ()
+    """The ConfigMaps and Secrets the pod template references, as given (see `config_tracking`)."""
     selector_label: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,7 @@ class ReleaseSpec:
             *self._reference_problems(),
             *self._tcp_problems(),
             *annotation_problems(self.canary.metadata, self.spec.analysis),
+            *self.config_tracking.problems(self.namespace),
         ]
         if problems:
             raise SpecError(problems)
@@ -78,6 +82,7 @@ class ReleaseSpec:
         metric_templates: Sequence[Mapping[str, Any] | MetricTemplate] = (),
         alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = (),
         autoscaler: Mapping[str, Any] | None = None,
+        configs: Sequence[Mapping[str, Any]] = (),
     ) -> ReleaseSpec:
         """Builds from Flagger-shaped manifests (camelCase) or already-built models."""
         return cls(
@@ -92,6 +97,7 @@ class ReleaseSpec:
                 for index, item in enumerate(alert_providers)
             ),
             autoscaler=autoscaler,
+            configs=tuple(configs),
         )
 
     # Names, exactly as Flagger spells them, so DNS and dashboards keep working.
@@ -130,6 +136,12 @@ class ReleaseSpec:
     @property
     def selector_value(self) -> str:
         return str(self.deployment["spec"]["selector"]["matchLabels"][self.selector_label])
+
+    @property
+    def config_tracking(self) -> ConfigTracking:
+        """Which of `configs` the release tracks, against its pod template's references."""
+        template = (self.deployment.get("spec") or {}).get("template")
+        return ConfigTracking.of(template if isinstance(template, Mapping) else None, self.configs)
 
     @property
     def discovered_ports(self) -> tuple[DiscoveredPort, ...]:
@@ -200,6 +212,7 @@ class ReleaseSpec:
                 "deployment.spec.replicas is 0: as with Flagger, the primary runs 1 replica "
                 "and the canary is scaled to 1 for its analysis"
             )
+        notes += self.config_tracking.notes()
         return notes
 
     def metric_queries(self, timing: Timing | None = None) -> list[MetricQuery]:
