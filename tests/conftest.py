@@ -287,6 +287,7 @@ class Registration:
     provider: str
     ignore_changes: tuple[str, ...]
     dependencies: tuple[str, ...]
+    additional_secret_outputs: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -327,6 +328,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
                     provider=request.provider,
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
+                    additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 )
             )
         return response
