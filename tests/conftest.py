@@ -67,6 +67,7 @@ class Bundle:
                 "metric_templates": list(self.metric_templates),
                 "alert_providers": list(self.alert_providers),
                 "autoscaler": self.autoscaler,
+                "configs": list(self.configs),
             }
         )
 

@@ -17,6 +17,8 @@ from ..spec.configs import Config, ConfigRef
 TYPE_TOKEN = "canary:index:CanaryDeployment"
 # The order of routing.services(): apex, primary, canary.
 ROLES = ("apex", "primary", "canary")
+# The `app.kubernetes.io/component` of the metric-template ConfigMaps, which Flagger never made.
+METRIC_TEMPLATE_COMPONENT = "metric-template"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def metric_template_config_map(release: ReleaseSpec, template: MetricTemplate) -
             "namespace": template.metadata.namespace or release.namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "pulumi-canary",
-                "app.kubernetes.io/component": "metric-template",
+                "app.kubernetes.io/component": METRIC_TEMPLATE_COMPONENT,
             },
         },
         "data": data,

@@ -30,14 +30,8 @@ from tests.conftest import corpus_bundle, kubernetes_errors
 FIXTURE = "config-tracking"
 
 
-def fixture_kwargs() -> dict[str, Any]:
-    """`from_flagger`'s keyword arguments for the fixture, its configs included."""
-    bundle = corpus_bundle(FIXTURE)
-    return {**bundle.kwargs(), "configs": copy.deepcopy(list(bundle.configs))}
-
-
 def release() -> ReleaseSpec:
-    return ReleaseSpec.parse(**fixture_kwargs())
+    return corpus_bundle(FIXTURE).release()
 
 
 def primary_of(spec: ReleaseSpec) -> dict[str, Any]:
@@ -190,7 +184,7 @@ def with_config_v2(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_promotion_copies_the_new_content_and_changes_the_primary_template() -> None:
     before = release()
-    after = ReleaseSpec.parse(**with_config_v2(fixture_kwargs()))
+    after = ReleaseSpec.parse(**with_config_v2(corpus_bundle(FIXTURE).kwargs()))
     assert copies_of(after)["podinfo-config-env-primary"]["data"]["color"] == "blue"
     assert decoded(copies_of(after)["podinfo-secret-env-primary"], "apiKey") == "test2"
     # The same pod template, other configs: the primary's template changes (its checksum), so a
@@ -203,7 +197,7 @@ def test_a_promotion_copies_the_new_content_and_changes_the_primary_template() -
 
 def test_the_review_names_the_changed_keys_never_the_values() -> None:
     before = release().config_tracking.contents()
-    after = ReleaseSpec.parse(**with_config_v2(fixture_kwargs()))
+    after = ReleaseSpec.parse(**with_config_v2(corpus_bundle(FIXTURE).kwargs()))
     changes = config_changes(before, after.config_tracking.contents())
     assert changes == [
         "ConfigMap podinfo-config-env changed (keys: color, output)",
@@ -300,7 +294,7 @@ def test_the_copies_and_the_primary_are_valid_kubernetes_objects() -> None:
 
 
 def test_a_copy_keeps_the_labels_the_primary_copies_and_no_annotation() -> None:
-    kwargs = fixture_kwargs()
+    kwargs = corpus_bundle(FIXTURE).kwargs()
     (config,) = [c for c in kwargs["configs"] if c["metadata"]["name"] == "podinfo-config-env"]
     config["metadata"]["labels"] = {"app.kubernetes.io/part-of": "shop", "team": "a"}
     config["metadata"]["annotations"] = {TRACKING_ANNOTATION: "enabled"}
