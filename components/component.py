@@ -11,7 +11,7 @@ reset traffic in the middle of a release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,13 @@ from .routing.children import (
     ROLES,
     TYPE_TOKEN,
     ChildNames,
+    given_config,
     metric_template_config_map,
     target_autoscaler,
 )
 from .spec import AlertProvider, Canary, MetricTemplate, ReleaseSpec
 from .spec.base import SpecModel
+from .spec.configs import SECRET, Config, checksums
 from .spec.judge import Judge
 from .spec.timing import Timing
 
@@ -62,6 +64,11 @@ class CanaryDeploymentArgs:
     judge: Mapping[str, Any] | Judge | None = None
     """A `Judge` document (docs/judge.md): the statistical judge, in every metrics check."""
 
+    configs: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    """The ConfigMaps and Secrets the pod template references (manifests, values may be Pulumi
+    Inputs), tracked as Flagger tracks them: the component declares each as given (the canary
+    reads them) and a `<name>-primary` copy the primary reads, written only on promotion."""
+
     def release(self) -> ReleaseSpec:
         """The manifests validated; SpecError naming every bad field."""
         return ReleaseSpec.parse(
@@ -71,6 +78,7 @@ class CanaryDeploymentArgs:
             alert_providers=self.alert_providers,
             autoscaler=self.autoscaler,
             judge=self.judge,
+            configs=self.configs,
         )
 
 
@@ -86,6 +94,8 @@ class CanaryDeployment(pulumi.ComponentResource):
     virtual_service: k8s.apiextensions.CustomResource
     autoscalers: list[k8s.autoscaling.v2.HorizontalPodAutoscaler]
     metric_templates: list[k8s.core.v1.ConfigMap]
+    configs: list[k8s.core.v1.ConfigMap | k8s.core.v1.Secret]
+    config_copies: list[k8s.core.v1.ConfigMap | k8s.core.v1.Secret]
     guard: ReleaseGuard
     rollout: Rollout
     finaliser: RolloutFinaliser
@@ -103,7 +113,7 @@ class CanaryDeployment(pulumi.ComponentResource):
                 pulumi.ResourceOptions.merge(
                     self._child,
                     pulumi.ResourceOptions(
-                        depends_on=[self.canary_deployment, *self.metric_templates]
+                        depends_on=[self.canary_deployment, *self.metric_templates, *self.configs]
                     ),
                 ),
             )
@@ -137,6 +147,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             alert_providers=[_manifest(provider) for provider in args.alert_providers],
             autoscaler=args.autoscaler,
             judge=None if args.judge is None else _manifest(args.judge),
+            configs=list(args.configs),
         )
         rule_manifests = routing.destination_rules(release)
         self.destination_rules = [
@@ -164,13 +175,21 @@ class CanaryDeployment(pulumi.ComponentResource):
                 child, pulumi.ResourceOptions(depends_on=[*self.destination_rules, *after])
             ),
         )
+        # The canary reads the configs as given: they change after the guard, too.
+        after_guard = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[self.guard])
+        )
+        self.configs = [
+            _config(names.config(config.ref), given_config(release, config), after_guard)
+            for config in release.config_tracking.configs
+        ]
         self.canary_deployment = _deployment(
             names.canary,
             routing.canary_deployment(release, replicas=0),
             pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    ignore_changes=RELEASE_OWNED_REPLICAS, depends_on=[self.guard]
+                    ignore_changes=RELEASE_OWNED_REPLICAS, depends_on=[self.guard, *self.configs]
                 ),
             ),
         )
@@ -191,23 +210,28 @@ class CanaryDeployment(pulumi.ComponentResource):
         autoscalers and finaliser, and the component's outputs."""
         release, names, child = self.release, self._names, self._child
         self.rollout = rollout
+        promoted = _promoted_configs(rollout, release)
+        self.config_copies = _config_copies(names, release, promoted, child)
+        # Which copies the primary runs, and their checksums: no secret, though what they
+        # derive from may be, and the primary's spec must stay readable in previews.
+        running = pulumi.Output.unsecret(promoted.apply(checksums))
         replicas = release.primary_replicas
-        at_rest = routing.primary_deployment(
-            release, release.deployment["spec"]["template"], replicas
-        )
+        template = release.deployment["spec"]["template"]
+        at_rest = routing.primary_deployment(release, template, replicas)
         self.primary_deployment = k8s.apps.v1.Deployment(
             names.primary,
             metadata=at_rest["metadata"],
-            spec=self.rollout.promoted_template.apply(
+            spec=pulumi.Output.all(self.rollout.promoted_template, running).apply(
                 # No template yet only under test mocks that echo inputs: the first release's.
-                lambda template: routing.primary_deployment(
-                    release, template or release.deployment["spec"]["template"], replicas
+                lambda promotion: routing.primary_deployment(
+                    release, promotion[0] or template, replicas, promotion[1]
                 )["spec"]
             ),
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    ignore_changes=RELEASE_OWNED_REPLICAS if release.autoscaler else None
+                    ignore_changes=RELEASE_OWNED_REPLICAS if release.autoscaler else None,
+                    depends_on=self.config_copies,
                 ),
             ),
         )
@@ -273,9 +297,11 @@ class CanaryDeployment(pulumi.ComponentResource):
         gate: GateOptions | None = None,
         opts: pulumi.ResourceOptions | None = None,
         judge: Mapping[str, Any] | None = None,
+        configs: Sequence[Mapping[str, Any]] = (),
     ) -> CanaryDeployment:
         """A Flagger user's YAML, unchanged: `yaml.safe_load` each manifest and pass it here;
-        `judge` is a `Judge` document, kept beside the Canary (docs/judge.md)."""
+        `judge` is a `Judge` document, kept beside the Canary (docs/judge.md); `configs` are the
+        ConfigMaps and Secrets the pod template references."""
         args = CanaryDeploymentArgs(
             canary=canary,
             deployment=deployment,
@@ -284,6 +310,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             autoscaler=autoscaler,
             gate=gate or GateOptions(),
             judge=judge,
+            configs=list(configs),
         )
         return cls(name, args, opts)
 
@@ -357,3 +384,69 @@ def _metric_template(
         data=manifest["data"],
         opts=opts,
     )
+
+
+# The arguments of pulumi-kubernetes' ConfigMap and Secret, by manifest field.
+_CONFIG_ARGUMENTS = {
+    "data": "data",
+    "binaryData": "binary_data",
+    "stringData": "string_data",
+    "type": "type",
+    "immutable": "immutable",
+}
+
+
+def _config(
+    resource_name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ConfigMap | k8s.core.v1.Secret:
+    kind = k8s.core.v1.Secret if manifest["kind"] == SECRET else k8s.core.v1.ConfigMap
+    arguments = {arg: manifest[key] for key, arg in _CONFIG_ARGUMENTS.items() if key in manifest}
+    return kind(resource_name, metadata=manifest["metadata"], opts=opts, **arguments)
+
+
+def _promoted_configs(rollout: Rollout, release: ReleaseSpec) -> pulumi.Output[Any]:
+    """The tracked configs' content the Rollout last promoted, by Flagger's key. None only under
+    test mocks that echo inputs: then the content given, as for the template."""
+    tracked = release.config_tracking.tracked
+    given = pulumi.Output.from_input([config.manifest for config in tracked]).apply(
+        lambda manifests: {
+            config.ref.key: Config(manifest, config.path).content()
+            for config, manifest in zip(tracked, manifests, strict=True)
+        }
+    )
+    return pulumi.Output.all(rollout.promoted_configs, given).apply(
+        lambda found: found[0] if found[0] is not None else found[1]
+    )
+
+
+def _config_copies(
+    names: ChildNames,
+    release: ReleaseSpec,
+    promoted: pulumi.Output[Any],
+    opts: pulumi.ResourceOptions,
+) -> list[k8s.core.v1.ConfigMap | k8s.core.v1.Secret]:
+    """The `-primary` copy of each tracked config, its content the promoted one, so it changes
+    only when a release promotes and a rollback leaves it."""
+    copies = []
+    for config in release.config_tracking.tracked:
+        manifest = routing.primary_config(release, config, {})
+        content = _copied_content(config, promoted)
+        parts = ("data",) if config.kind == SECRET else ("data", "binaryData")
+        for part in parts:
+            manifest[part] = content.apply(_part(part))
+        copies.append(_config(names.config_copy(config.ref), manifest, opts))
+    return copies
+
+
+def _copied_content(config: Config, promoted: pulumi.Output[Any]) -> pulumi.Output[Any]:
+    """A copy's content, as secret as its original: a Secret's always, a ConfigMap's when a
+    value given was (the promoted content is secret as a whole once one Secret is tracked)."""
+    key = config.ref.key
+    content = pulumi.Output.unsecret(promoted.apply(lambda found: found[key]))
+    if config.kind == SECRET:
+        return pulumi.Output.secret(content)
+    return pulumi.Output.all(content, config.manifest).apply(lambda both: both[0])
+
+
+def _part(part: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda content: content.get(part)

@@ -56,6 +56,7 @@ class Bundle:
     metric_templates: tuple[dict[str, Any], ...] = ()
     alert_providers: tuple[dict[str, Any], ...] = ()
     autoscaler: dict[str, Any] | None = None
+    configs: tuple[dict[str, Any], ...] = ()
 
     def kwargs(self) -> dict[str, Any]:
         """Fresh copies, so a test may mutate what it passes in."""
@@ -66,6 +67,7 @@ class Bundle:
                 "metric_templates": list(self.metric_templates),
                 "alert_providers": list(self.alert_providers),
                 "autoscaler": self.autoscaler,
+                "configs": list(self.configs),
             }
         )
 
@@ -87,6 +89,7 @@ def bundle_of(name: str, documents: list[dict[str, Any]]) -> Bundle:
         metric_templates=tuple(by_kind.get("MetricTemplate", [])),
         alert_providers=tuple(by_kind.get("AlertProvider", [])),
         autoscaler=autoscalers[0] if autoscalers else None,
+        configs=tuple(by_kind.get("ConfigMap", []) + by_kind.get("Secret", [])),
     )
 
 
@@ -99,7 +102,8 @@ def corpus_documents(name: str) -> list[dict[str, Any]]:
 
 
 def corpus_bundle(name: str) -> Bundle:
-    """A corpus file holds the Canary and its Deployment, plus templates, providers or an HPA."""
+    """A corpus file holds the Canary and its Deployment, plus templates, providers, an HPA, or
+    the ConfigMaps and Secrets the Deployment references."""
     return bundle_of(name, corpus_documents(name))
 
 
@@ -284,6 +288,7 @@ class Registration:
     provider: str
     ignore_changes: tuple[str, ...]
     dependencies: tuple[str, ...]
+    additional_secret_outputs: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -324,6 +329,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
                     provider=request.provider,
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
+                    additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 )
             )
         return response

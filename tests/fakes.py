@@ -23,6 +23,7 @@ from components.errors import ReleaseInterrupted
 from components.provider import rollout
 from components.routing import TrafficState, primary_deployment
 from components.spec import MetricQuery, ReleaseSpec, Webhook
+from components.spec.configs import checksums
 from components.spec.judge import SampleQueries, SampleWindow
 
 
@@ -117,7 +118,8 @@ class FakeCluster:
             raise ClusterError("get", "Deployment", self.namespace, name, "not found", code=404)
         template = self.release.deployment["spec"]["template"]
         if name == self.release.primary:
-            return primary_deployment(self.release, template, None)["spec"]["template"]
+            configs = checksums(self.release.config_tracking.contents())
+            return primary_deployment(self.release, template, None, configs)["spec"]["template"]
         return copy.deepcopy(dict(template))
 
     def uid_of(self, kind: str, name: str) -> str | None:
@@ -282,6 +284,7 @@ def initial_state(props: Mapping[str, Any]) -> dict[str, Any]:
         phase="Succeeded",
         promotion=rollout.INITIAL_PROMOTION,
         promoted=props["podTemplate"],
+        promoted_configs=rollout.tracked_contents(props),
         history=[],
         rollout_id="first",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..spec import (
@@ -24,15 +24,21 @@ def review(
     release_plan: ReleasePlan,
     old_template: Mapping[str, Any] | None,
     new_template: Mapping[str, Any],
+    *,
+    config_changes: Sequence[str] = (),
 ) -> str:
     """`podinfo: ghcr.io/stefanprodan/podinfo:6.3.0 -> 6.3.1; canary 10% -> 50% in 5 steps every
     1m; gates: request-success-rate >= 99, request-duration <= 500ms; rollback after 5 failed
-    checks; at most ~9m`."""
+    checks; at most ~9m`; the tracked configs' changes (`ConfigMap podinfo-config changed (keys:
+    color)`) follow the template's, which is left out when only configs changed."""
     if old_template is None:
         return f"{name}: first release of {images_of(new_template)}, promoted without analysis"
     worst = format_seconds(release_plan.worst_case_seconds)
+    changes = list(config_changes)
+    if old_template != new_template or not changes:
+        changes.insert(0, template_change(old_template, new_template))
     return (
-        f"{name}: {template_change(old_template, new_template)}; {release_plan.describe()}; "
+        f"{name}: {', '.join(changes)}; {release_plan.describe()}; "
         f"gates: {gate_summary(analysis)}; "
         f"rollback after {release_plan.threshold} failed checks; at most ~{worst}"
     )

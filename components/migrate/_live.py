@@ -20,6 +20,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from ..adapters.kube import Connections, KubeAccess
 from ..routing import route_weights
 from ..spec import ReleaseSpec
+from ..spec.configs import SECRET, Config
 from ._objects import DeclaredObject
 
 
@@ -51,6 +52,16 @@ class LiveState:
             declared["spec"] = {k: v for k, v in declared["spec"].items() if k != "http"}
         if self.declared.k8s_name == release.target and self.declared.kind == "Deployment":
             declared["spec"] = {k: v for k, v in declared["spec"].items() if k != "replicas"}
+        if self.declared.kind == SECRET:
+            # Never a value: its keys only, compared as the API server keeps them.
+            content = Config(self.declared.manifest, self.declared.name).content().get("data", {})
+            declared = {k: v for k, v in declared.items() if k not in ("data", "stringData")}
+            live = self.live.get("data") or {}
+            return differences(declared, self.live) + [
+                f"data.{key}: another value live (not shown)"
+                for key, value in content.items()
+                if live.get(key) != value
+            ]
         return differences(declared, self.live)
 
     def owners(self) -> list[str]:

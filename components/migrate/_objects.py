@@ -18,13 +18,16 @@ import pulumi_kubernetes as k8s
 
 from .. import routing
 from ..routing.children import (
+    METRIC_TEMPLATE_COMPONENT,
     ROLES,
     TYPE_TOKEN,
     ChildNames,
+    given_config,
     metric_template_config_map,
     target_autoscaler,
 )
 from ..spec import ReleaseSpec
+from ..spec.configs import checksums
 
 # The pulumi-kubernetes class the component declares each built-in kind with; the Istio objects
 # are CustomResources. tests/migrate checks these against the component's registrations.
@@ -33,6 +36,7 @@ _CLASSES: Mapping[str, type[pulumi.CustomResource]] = {
     "Service": k8s.core.v1.Service,
     "HorizontalPodAutoscaler": k8s.autoscaling.v2.HorizontalPodAutoscaler,
     "ConfigMap": k8s.core.v1.ConfigMap,
+    "Secret": k8s.core.v1.Secret,
 }
 
 
@@ -100,12 +104,26 @@ def declared_objects(component: str, release: ReleaseSpec) -> list[DeclaredObjec
         )
         for item in release.metric_templates
     ]
+    tracking = release.config_tracking
+    found.extend(
+        _declared(names.config(config.ref), config.kind, given_config(release, config))
+        for config in tracking.configs
+    )
     found.append(_declared(names.canary, "Deployment", routing.canary_deployment(release, 0)))
+    found.extend(
+        _declared(
+            names.config_copy(config.ref),
+            config.kind,
+            routing.primary_config(release, config, config.content()),
+        )
+        for config in tracking.tracked
+    )
+    running = checksums(tracking.contents())
     found.append(
         _declared(
             names.primary,
             "Deployment",
-            routing.primary_deployment(release, template, release.primary_replicas),
+            routing.primary_deployment(release, template, release.primary_replicas, running),
         )
     )
     found.extend(
@@ -128,9 +146,11 @@ def declared_objects(component: str, release: ReleaseSpec) -> list[DeclaredObjec
 
 def exists_under_flagger(declared: DeclaredObject) -> bool:
     """What a Flagger user's cluster holds before migrating: Flagger created everything but the
-    target Deployment and its HPA (the user's), and no metric-template ConfigMap (Flagger keeps
-    MetricTemplates as its own CRs)."""
-    return declared.kind != "ConfigMap"
+    target Deployment, its HPA and the configs it reads (the user's), the `-primary` copies of
+    those it tracks included; but no metric-template ConfigMap (Flagger keeps MetricTemplates
+    as its own CRs)."""
+    labels = declared.manifest["metadata"].get("labels") or {}
+    return labels.get("app.kubernetes.io/component") != METRIC_TEMPLATE_COMPONENT
 
 
 def import_file(

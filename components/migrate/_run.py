@@ -15,6 +15,7 @@ import lightkube
 import yaml
 
 from ..adapters.kube import KubeAccess
+from ..routing import CONFIGS_ANNOTATION
 from ..routing.children import ChildNames
 from ..spec import ReleaseSpec, SpecError
 from ._live import LiveReadError, LiveState, at_rest, read_live
@@ -73,11 +74,19 @@ def _report(states: Sequence[LiveState], release: ReleaseSpec) -> str:
         changes = state.changes(release)
         lines.extend(f"      changes {change}" for change in changes)
         primary = item.kind == "Deployment" and item.k8s_name == release.primary
-        if primary and any(change.startswith("spec.template") for change in changes):
+        template = [change for change in changes if change.startswith("spec.template")]
+        checksum = [change for change in template if CONFIGS_ANNOTATION in change]
+        if primary and len(template) > len(checksum):
             warnings.append(
                 f"{item.k8s_name} runs another pod template than --deployment declares: the "
                 "first `pulumi up` rolls it to the declared one without analysis; to keep what "
                 "serves, declare the template it runs"
+            )
+        elif primary and checksum:
+            warnings.append(
+                f"the first `pulumi up` restarts the pods of {item.k8s_name} once, in a rolling "
+                f"update: its pod template gains the annotation {CONFIGS_ANNOTATION}, which "
+                "rolls it whenever a release promotes its configs"
             )
         warnings.extend(
             f"{item.kind} {item.k8s_name} is still owned by Canary {owner}: delete the Canary "
@@ -174,6 +183,7 @@ def _load(args: argparse.Namespace) -> ReleaseSpec:
         metric_templates=[_manifest("--metric-template", path) for path in args.metric_template],
         alert_providers=[_manifest("--alert-provider", path) for path in args.alert_provider],
         autoscaler=_manifest("--hpa", args.hpa) if args.hpa else None,
+        configs=[_manifest("--config", path) for path in args.config],
     )
 
 
@@ -253,6 +263,14 @@ def _parser() -> argparse.ArgumentParser:
         help="an AlertProvider the Canary's alerts refer to (repeat for several)",
     )
     parser.add_argument("--hpa", metavar="FILE", help="the HPA the Canary's autoscalerRef names")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a ConfigMap or Secret the program passes in configs (repeat for several): it and "
+        "the -primary copy Flagger made of it are imported",
+    )
     parser.add_argument(
         "--name",
         required=True,

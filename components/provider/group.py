@@ -31,7 +31,7 @@ from ..adapters.records import RecordPhase
 from ..errors import ReleaseFailed
 from ..scheduler import print_progress
 from ..scheduler.multiplex import Finished, run_all
-from ..spec import integral, template_revision
+from ..spec import integral
 from ..spec.group import FailurePolicy
 from . import rollout
 from .rollout import (
@@ -46,9 +46,9 @@ from .rollout import (
     _inputs_changed,
     _options,
     has_unknown,
-    pod_template,
     record_id,
     released,
+    revision_of,
 )
 
 # A wave's inputs: its group, its number, its canaries in order, each canary's Rollout inputs
@@ -102,6 +102,7 @@ class WaveProvider(dyn.ResourceProvider):
                 **(inputs.get(name) or {}),
                 "revision": outcome.get("revision"),
                 "podTemplate": outcome.get("promotedTemplate"),
+                "promotedConfigs": outcome.get("promotedConfigs"),
             }
             changed = RolloutProvider().diff(_id, before, props).changes or changed
             changed = changed or bool(outcome.get("failure"))
@@ -194,8 +195,8 @@ class GroupRolloutProvider(RolloutProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """Its own canary's template only (whatever the wave's outcome, unknown at preview),
         or a changed `STATE_KEYS`."""
-        template = pod_template(news)
-        changed = has_unknown(template) or template_revision(template) != olds.get("revision")
+        revision = revision_of(news)
+        changed = revision is None or revision != olds.get("revision")
         return dyn.DiffResult(
             changes=changed or _inputs_changed(olds, news, STATE_KEYS), replaces=[]
         )
@@ -296,8 +297,9 @@ class Wave(dyn.Resource, module="canary", name="Wave"):
             "policy": str(policy),
             "outcomes": None,
         }
-        # The members' inputs hold their credentials; only part of them would be re-marked.
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["members"])
+        # The members' inputs hold their credentials, and the outcomes their promoted configs
+        # (a Secret's content among them): only part of them would be re-marked.
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["members", "outcomes"])
         super().__init__(WaveProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret))
 
 
@@ -316,7 +318,7 @@ class GroupRollout(Rollout, module="canary", name="GroupRollout"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {**self._inputs(release, gate, declared), "outcome": outcome}
-        dyn.Resource.__init__(self, GroupRolloutProvider(), name, props, _options(opts))
+        dyn.Resource.__init__(self, GroupRolloutProvider(), name, props, _options(opts, release))
 
 
 class GroupVerdict(dyn.Resource, module="canary", name="GroupVerdict"):

@@ -28,12 +28,22 @@ from ..analysis import images_of, plan, review
 from ..errors import PermanentError, ReleaseFailed
 from ..routing import primary_deployment
 from ..scheduler import SYSTEM_CLOCK, Clock, ReleaseReport, Scheduler, print_progress
-from ..spec import Canary, ReleaseSpec, SpecError, integral, template_revision
+from ..spec import Canary, ReleaseSpec, SpecError, integral
+from ..spec.configs import SECRET, ConfigTracking, Contents, checksums, config_changes
 from ..spec.critical import Critical
+from ..spec.revision import release_revision
 from ..spec.timing import Timing
 
 # The inputs that make up the release spec, in the engine's camelCase spelling.
-SPEC_KEYS = ("canary", "deployment", "metricTemplates", "alertProviders", "autoscaler", "judge")
+SPEC_KEYS = (
+    "canary",
+    "deployment",
+    "metricTemplates",
+    "alertProviders",
+    "autoscaler",
+    "judge",
+    "configs",
+)
 # Every input the provider reads; `__provider` is the engine's and never compared.
 # `podTemplate` in: the template to release; out: the template released (promoted).
 INPUT_KEYS = (
@@ -58,7 +68,15 @@ VALIDATED_KEYS = (*SPEC_KEYS, "interval", "deadlineSeconds", "critical", "scrape
 # either: at preview the engine shows a changed Rollout's inputs as its outputs and these as
 # unknown, so what depends on them (the primary, the finaliser) reads "may change", never the
 # new template as if it had passed its analysis.
-OUTPUT_KEYS = ("revision", "phase", "promotion", "promotedTemplate", "history", "rolloutId")
+OUTPUT_KEYS = (
+    "revision",
+    "phase",
+    "promotion",
+    "promotedTemplate",
+    "promotedConfigs",
+    "history",
+    "rolloutId",
+)
 # Inputs a later call reads back from state (delete, and each run's check of the cluster): a
 # change to one is a diff even without a new template. The rest (the spec, interval, deadline,
 # pushgateway, event webhook) take effect with the next release, read from its new inputs, so a
@@ -95,16 +113,31 @@ def pod_template(props: Mapping[str, Any]) -> Any:
     return {} if template is None else template
 
 
+def tracked_contents(props: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The content of the configs the inputs track, by Flagger's key (known values only)."""
+    template = integral(pod_template(props))
+    return ConfigTracking.of(template, integral(props.get("configs") or [])).contents()
+
+
+def revision_of(props: Mapping[str, Any]) -> str | None:
+    """The revision of the release the inputs declare: the pod template and the tracked configs'
+    content; None while a preview leaves part of either unknown."""
+    if has_unknown(pod_template(props)) or has_unknown(props.get("configs")):
+        return None
+    return release_revision(integral(pod_template(props)), checksums(tracked_contents(props)))
+
+
 @dataclass(frozen=True)
 class GateInputs:
-    """The Rollout's inputs, validated once: the release, its timing, its revision and its
-    critical conditions."""
+    """The Rollout's inputs, validated once: the release, its timing, its revision, its critical
+    conditions and the content of its tracked configs."""
 
     release: ReleaseSpec
     timing: Timing
     template: Mapping[str, Any]
     revision: str
     critical: Critical
+    configs: Contents
 
     @classmethod
     def of(cls, props: Mapping[str, Any]) -> GateInputs:
@@ -121,6 +154,7 @@ class GateInputs:
                 alert_providers=integral(props.get("alertProviders") or []),
                 autoscaler=integral(props["autoscaler"]) if props.get("autoscaler") else None,
                 judge=integral(props["judge"]) if props.get("judge") else None,
+                configs=integral(props.get("configs") or []),
             )
         except SpecError as error:
             problems += error.problems
@@ -132,12 +166,18 @@ class GateInputs:
         template = integral(pod_template(props))
         # Also checks that the conditions name metrics of the release.
         conditions = Critical.of(release, critical=critical, scrape_interval=scrape)
-        return cls(release, timing, template, template_revision(template), conditions)
+        configs = tracked_contents(props)
+        revision = release_revision(template, checksums(configs))
+        return cls(release, timing, template, revision, conditions, configs)
 
     @property
     def what(self) -> str:
-        """`podinfo: release of ghcr.io/...:6.3.1 (3f2a...)`, to begin messages with."""
-        return f"{self.release.name}: release of {images_of(self.template)} ({self.revision})"
+        """`podinfo: release of ghcr.io/...:6.3.1 (3f2a...)`, with its tracked configs
+        (`ghcr.io/...:6.3.1, ConfigMap podinfo-config (3f2a...)`), to begin messages with."""
+        configs = "".join(f", {config.ref}" for config in self.release.config_tracking.tracked)
+        return (
+            f"{self.release.name}: release of {images_of(self.template)}{configs} ({self.revision})"
+        )
 
 
 def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
@@ -155,6 +195,9 @@ def _option_problems(props: Mapping[str, Any]) -> list[dyn.CheckFailure]:
     template = props.get("podTemplate")
     if template is not None and not isinstance(template, (Mapping, Unknown)):
         failures.append(dyn.CheckFailure("podTemplate", "must be a pod template object"))
+    configs = props.get("configs")
+    if configs is not None and not isinstance(configs, (list, Unknown)):
+        failures.append(dyn.CheckFailure("configs", "must be a list of ConfigMaps and Secrets"))
     return failures
 
 
@@ -164,13 +207,15 @@ def outputs(
     phase: str,
     promotion: str,
     promoted: Mapping[str, Any],
+    promoted_configs: Contents,
     history: Sequence[str],
     rollout_id: str,
 ) -> dict[str, Any]:
     """The inputs (kubeconfig under its own key only) plus what the release did: the revision
-    of the input template, the phase, the promotion (one id per promotion, so the finaliser
-    acts once for each, even for a template promoted before), the template the primary runs,
-    the last release's lines, and the Rollout's own id (whose release record is whose)."""
+    of the input template and configs, the phase, the promotion (one id per promotion, so the
+    finaliser acts once for each, even for a template promoted before), the template and the
+    tracked configs' content the primary runs, the last release's lines, and the Rollout's own
+    id (whose release record is whose)."""
     gate = GateInputs.of(props)
     outs = {key: props.get(key) for key in INPUT_KEYS}
     outs["retryFailed"] = bool(props.get("retryFailed") or False)
@@ -180,6 +225,7 @@ def outputs(
         phase=phase,
         promotion=promotion,
         promotedTemplate=integral(dict(promoted)),
+        promotedConfigs=integral(dict(promoted_configs)),
         history=list(history),
         rolloutId=rollout_id,
     )
@@ -187,12 +233,14 @@ def outputs(
 
 
 def carried(olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
-    """The outputs of a Rollout whose template did not change: what it did stays."""
+    """The outputs of a Rollout whose revision did not change: what it did stays."""
     return outputs(
         news,
         phase=str(olds.get("phase") or RecordPhase.SUCCEEDED),
         promotion=str(olds.get("promotion") or INITIAL_PROMOTION),
         promoted=olds.get("promotedTemplate") or pod_template(olds) or pod_template(news),
+        # Before config tracking a Rollout had none: the same revision tracks nothing.
+        promoted_configs=olds.get("promotedConfigs") or tracked_contents(news),
         history=olds.get("history") or [],
         rollout_id=str(olds.get("rolloutId") or ""),
     )
@@ -288,13 +336,13 @@ class RolloutProvider(dyn.ResourceProvider):
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        """A new pod template is a release, reviewed in one line; else only `STATE_KEYS`
-        count. Printed at preview and again in `pulumi up`'s own pass: the engine calls Diff
-        in both, in separate processes, and tells neither which it is."""
-        template = pod_template(news)
-        if has_unknown(template):
+        """A new revision (pod template or tracked configs) is a release, reviewed in one line;
+        else only `STATE_KEYS` count. Printed at preview and again in `pulumi up`'s own pass:
+        the engine calls Diff in both, in separate processes, and tells neither which it is."""
+        revision = revision_of(news)
+        if revision is None:
             return dyn.DiffResult(changes=True, replaces=[])
-        if template_revision(template) != olds.get("revision"):
+        if revision != olds.get("revision"):
             if not any(has_unknown(news.get(key)) for key in VALIDATED_KEYS):
                 gate = GateInputs.of(news)
                 print_progress(
@@ -304,6 +352,9 @@ class RolloutProvider(dyn.ResourceProvider):
                         plan(gate.release.spec, gate.timing),
                         integral(pod_template(olds)),
                         gate.template,
+                        config_changes=config_changes(
+                            olds.get("promotedConfigs") or {}, gate.configs
+                        ),
                     )
                 )
                 _print_notes(gate)
@@ -389,6 +440,7 @@ def released(
                 phase=str(RecordPhase.SUCCEEDED),
                 promotion=INITIAL_PROMOTION,
                 promoted=gate.template,
+                promoted_configs=gate.configs,
                 history=[],
                 rollout_id=rollout_id,
             )
@@ -421,6 +473,7 @@ def _analysed(
         phase=str(RecordPhase.PROMOTING),
         promotion=uuid.uuid4().hex[:16],
         promoted=gate.template,
+        promoted_configs=gate.configs,
         history=history,
         rollout_id=rollout_id,
     )
@@ -434,7 +487,9 @@ def _primary_runs_another_template(scheduler: Scheduler, gate: GateInputs) -> bo
         if error.code == 404:
             return False
         raise
-    declared = primary_deployment(gate.release, gate.template, None)["spec"]["template"]
+    declared = primary_deployment(
+        gate.release, gate.template, None, configs=checksums(gate.configs)
+    )["spec"]["template"]
     return not declared_in(declared, running)
 
 
@@ -489,17 +544,16 @@ def _inputs_changed(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Sequ
 
 
 class GuardProvider(dyn.ResourceProvider):
-    """Runs before the canary Deployment takes a new template, and takes any traffic an
-    earlier release left on the canary (interrupted, or promoted without finishing) back to
-    the primary: the new template never serves users before its analysis routes them to it.
+    """Runs before the canary Deployment, or a config it reads, takes a new revision, and takes
+    any traffic an earlier release left on the canary (interrupted, or promoted without
+    finishing) back to the primary: the new revision never serves users before its analysis
+    routes them to it.
     """
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        """Changed for a new template (or one unknown yet), or a changed `STATE_KEYS`."""
-        template = pod_template(news)
-        changed = has_unknown(template) or template_revision(template) != template_revision(
-            pod_template(olds)
-        )
+        """Changed for a new revision (or one unknown yet), or a changed `STATE_KEYS`."""
+        revision = revision_of(news)
+        changed = revision is None or revision != revision_of(olds)
         return dyn.DiffResult(
             changes=changed or _inputs_changed(olds, news, STATE_KEYS), replaces=[]
         )
@@ -511,7 +565,7 @@ class GuardProvider(dyn.ResourceProvider):
         return dyn.CreateResult(record_id(gate.release), _echo(props, INPUT_KEYS))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        if template_revision(pod_template(news)) != template_revision(pod_template(olds)):
+        if revision_of(news) != revision_of(olds):
             self._clear_way(GateInputs.of(news), news)
         return dyn.UpdateResult(_echo(news, INPUT_KEYS))
 
@@ -578,6 +632,16 @@ class ReleaseInputs:
     autoscaler: pulumi.Input[Mapping[str, Any]] | None = None
     judge: pulumi.Input[Mapping[str, Any]] | None = None
     """The statistical judge's `Judge` document, beside the Canary so it stays Flagger's."""
+    configs: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
+    """The ConfigMaps and Secrets the template references; kept secret in state, with the
+    content the Rollout promotes, when a Secret is among them or a value may be a secret."""
+
+    @property
+    def secret_outputs(self) -> list[str]:
+        """The outputs, besides the credentials, that state must keep secret: the configs and
+        their promoted content, which the engine would not re-mark (no secret input of that
+        name) when they hold a secret."""
+        return ["configs", "promotedConfigs"] if _may_hold_secrets(list(self.configs)) else []
 
     def props(self) -> dict[str, Any]:
         template = pulumi.Output.from_input(self.deployment).apply(
@@ -591,6 +655,7 @@ class ReleaseInputs:
             "alertProviders": _secret_if(list(self.alert_providers), bool),
             "autoscaler": self.autoscaler,
             "judge": self.judge,
+            "configs": _secret_if(list(self.configs), _may_hold_secrets),
         }
 
 
@@ -655,6 +720,23 @@ def _secret_if_notifying_slack(canary: Any) -> Any:
     return pulumi.Output.secret(canary) if notifies else canary
 
 
+def _may_hold_secrets(configs: list[Any]) -> bool:
+    """Whether a config is a Secret, or holds an Input that may be secret (a stack config value
+    read with `require_secret`): known only once resolved, so it counts as one."""
+    return any(
+        _holds_input(config) or not isinstance(config, Mapping) or config.get("kind") == SECRET
+        for config in configs
+    )
+
+
+def _holds_input(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_holds_input(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_input(item) for item in value)
+    return isinstance(value, pulumi.Output) or hasattr(value, "__await__")
+
+
 def _secret_if(value: Any, predicate: Callable[[Any], bool]) -> Any:
     return pulumi.Output.secret(value) if predicate(value) else value
 
@@ -674,10 +756,12 @@ def gate_props(
     }
 
 
-def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
-    """Keeps credentials secret in state even when a caller passed them as plain strings."""
+def _options(opts: pulumi.ResourceOptions | None, release: ReleaseInputs) -> pulumi.ResourceOptions:
+    """Keeps credentials and secret configs secret in state even when a caller passed them as
+    plain strings."""
+    secret = [*_SECRET_KEYS, *release.secret_outputs]
     return pulumi.ResourceOptions.merge(
-        opts, pulumi.ResourceOptions(additional_secret_outputs=_SECRET_KEYS)
+        opts, pulumi.ResourceOptions(additional_secret_outputs=secret)
     )
 
 
@@ -698,6 +782,7 @@ class Declared:
 _ATTRIBUTES = {
     "pod_template": "podTemplate",
     "promoted_template": "promotedTemplate",
+    "promoted_configs": "promotedConfigs",
     "rollout_id": "rolloutId",
 }
 
@@ -708,11 +793,14 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
     Declare the primary Deployment from `promoted_template`: the template last promoted, so
     Pulumi applies a promotion, a failed release leaves the primary as it was, and a preview
     shows the primary as possibly changing (unknown) while a release is pending, never as if
-    the new template had already passed.
+    the new template had already passed. The tracked configs' `-primary` copies are declared
+    from `promoted_configs` alike (their content by Flagger's key, secret in state when a
+    Secret is among them).
     """
 
     pod_template: pulumi.Output[dict[str, Any]]
     promoted_template: pulumi.Output[dict[str, Any]]
+    promoted_configs: pulumi.Output[dict[str, dict[str, Any]]]
     revision: pulumi.Output[str]
     phase: pulumi.Output[str]
     promotion: pulumi.Output[str]
@@ -729,7 +817,7 @@ class Rollout(dyn.Resource, module="canary", name="Rollout"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
-            RolloutProvider(), name, self._inputs(release, gate, declared), _options(opts)
+            RolloutProvider(), name, self._inputs(release, gate, declared), _options(opts, release)
         )
 
     @staticmethod
@@ -762,7 +850,7 @@ class ReleaseGuard(dyn.Resource, module="canary", name="ReleaseGuard"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = gate_props(release, gate, declared)
-        super().__init__(GuardProvider(), name, props, _options(opts))
+        super().__init__(GuardProvider(), name, props, _options(opts, release))
 
 
 class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
@@ -782,4 +870,4 @@ class RolloutFinaliser(dyn.Resource, module="canary", name="RolloutFinaliser"):
     ) -> None:
         props = gate_props(release, gate, declared)
         props.update(promotion=promotion, phase=phase, primary=primary)
-        super().__init__(FinaliserProvider(), name, props, _options(opts))
+        super().__init__(FinaliserProvider(), name, props, _options(opts, release))

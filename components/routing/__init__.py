@@ -4,6 +4,7 @@ The component declares the at-rest state with them; the release engine writes ev
 the same functions, so what `pulumi preview` shows is what a release applies.
 """
 
+from .configs import CONFIGS_ANNOTATION, primary_config, primary_config_name
 from .istio import (
     ISTIO_API_VERSION,
     RouteField,
@@ -23,6 +24,7 @@ from .workloads import (
 )
 
 __all__ = [
+    "CONFIGS_ANNOTATION",
     "ISTIO_API_VERSION",
     "RouteField",
     "TrafficState",
@@ -30,6 +32,8 @@ __all__ = [
     "destination_rules",
     "owned_route_field",
     "primary_autoscaler",
+    "primary_config",
+    "primary_config_name",
     "primary_deployment",
     "route_field",
     "route_weights",

@@ -1,5 +1,5 @@
-"""The children of a `CanaryDeployment`: the Pulumi name of each, and the two manifests the
-traffic builders do not make (the target's HPA, the metric-template ConfigMaps).
+"""The children of a `CanaryDeployment`: the Pulumi name of each, and the manifests the traffic
+builders do not make (the target's HPA, the metric-template ConfigMaps, the configs as given).
 
 One place for both, because two programs must agree on them: the component, which declares the
 children, and `components.migrate`, which writes the `pulumi import` file that adopts a Flagger
@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..spec import MetricTemplate, ReleaseSpec
+from ..spec.configs import Config, ConfigRef
 
 TYPE_TOKEN = "canary:index:CanaryDeployment"
 # The order of routing.services(): apex, primary, canary.
 ROLES = ("apex", "primary", "canary")
+# The `app.kubernetes.io/component` of the metric-template ConfigMaps, which Flagger never made.
+METRIC_TEMPLATE_COMPONENT = "metric-template"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,14 @@ class ChildNames:
 
     def metric_template(self, template: str) -> str:
         return f"{self.component}-{template}-metric-template"
+
+    def config(self, ref: ConfigRef) -> str:
+        """A ConfigMap or Secret of `configs`, as given: `podinfo-podinfo-config-configmap`."""
+        return f"{self.component}-{ref.name}-{ref.kind.lower()}"
+
+    def config_copy(self, ref: ConfigRef) -> str:
+        """Its `-primary` copy: `podinfo-podinfo-config-primary-configmap`."""
+        return f"{self.component}-{ref.name}-primary-{ref.kind.lower()}"
 
     @property
     def guard(self) -> str:
@@ -86,8 +97,15 @@ def metric_template_config_map(release: ReleaseSpec, template: MetricTemplate) -
             "namespace": template.metadata.namespace or release.namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "pulumi-canary",
-                "app.kubernetes.io/component": "metric-template",
+                "app.kubernetes.io/component": METRIC_TEMPLATE_COMPONENT,
             },
         },
         "data": data,
     }
+
+
+def given_config(release: ReleaseSpec, config: Config) -> dict[str, Any]:
+    """An entry of `configs` as given, in the release's namespace (the canary runs it)."""
+    manifest = dict(config.manifest)
+    manifest["metadata"] = {**config.metadata, "namespace": release.namespace}
+    return manifest

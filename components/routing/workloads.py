@@ -7,6 +7,7 @@ from typing import Any
 
 from ..spec import ReleaseSpec
 from ..spec.canary import CustomMetadata, UnmanagedMetadata
+from .configs import point_at_copies
 from .metadata import FLUX_OPT_OUT, copied, object_metadata, without_flux, without_keys
 
 
@@ -24,13 +25,17 @@ def canary_deployment(release: ReleaseSpec, replicas: int | None) -> dict[str, A
 
 
 def primary_deployment(
-    release: ReleaseSpec, pod_template: Mapping[str, Any], replicas: int | None
+    release: ReleaseSpec,
+    pod_template: Mapping[str, Any],
+    replicas: int | None,
+    configs: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """`<target>-primary` running the promoted pod template, selected by `<app>-primary`.
 
     It copies only the target's `app.kubernetes.io` labels and annotations, and its pod template
     drops Flux's keys, as Flagger's Istio installation does; the pod template's scheduling terms
-    that select the target's pods select the primary's.
+    that select the target's pods select the primary's. `configs` are the checksums of the
+    promoted tracked configs, by Flagger's key: the pod template runs their `-primary` copies.
     """
     source = release.deployment
     label, primary_value = release.selector_label, f"{release.selector_value}-primary"
@@ -52,6 +57,7 @@ def primary_deployment(
     if annotations:
         template_metadata["annotations"] = annotations
     _select_primary_pods(template.get("spec") or {}, label, release.selector_value)
+    point_at_copies(template, configs or {})
     spec["template"] = template
     return {
         "apiVersion": "apps/v1",

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .canary import BUILTIN_METRICS, Canary, CanarySpec, Metric, Strategy
+from .configs import ConfigTracking
 from .critical import annotation_problems
 from .durations import format_seconds
 from .errors import Problem, SpecError
@@ -54,6 +55,8 @@ class ReleaseSpec:
     autoscaler: Mapping[str, Any] | None = None
     judge: Judge | None = None
     """The statistical judge, run in every metrics check beside the thresholds."""
+    configs: tuple[Mapping[str, Any], ...] = ()
+    """The ConfigMaps and Secrets the pod template references, as given (see `config_tracking`)."""
     selector_label: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,7 @@ class ReleaseSpec:
             *self._tcp_problems(),
             *annotation_problems(self.canary.metadata, self.spec.analysis),
             *self._judge_problems(),
+            *self.config_tracking.problems(self.namespace),
         ]
         if problems:
             raise SpecError(problems)
@@ -84,6 +88,7 @@ class ReleaseSpec:
         alert_providers: Sequence[Mapping[str, Any] | AlertProvider] = (),
         autoscaler: Mapping[str, Any] | None = None,
         judge: Mapping[str, Any] | Judge | None = None,
+        configs: Sequence[Mapping[str, Any]] = (),
     ) -> ReleaseSpec:
         """Builds from Flagger-shaped manifests (camelCase) or already-built models; the
         judge's problems are reported under `judge.`."""
@@ -100,6 +105,7 @@ class ReleaseSpec:
             ),
             autoscaler=autoscaler,
             judge=None if judge is None else _model(Judge, judge, "Judge", prefix="judge"),
+            configs=tuple(configs),
         )
 
     # Names, exactly as Flagger spells them, so DNS and dashboards keep working.
@@ -138,6 +144,12 @@ class ReleaseSpec:
     @property
     def selector_value(self) -> str:
         return str(self.deployment["spec"]["selector"]["matchLabels"][self.selector_label])
+
+    @property
+    def config_tracking(self) -> ConfigTracking:
+        """Which of `configs` the release tracks, against its pod template's references."""
+        template = (self.deployment.get("spec") or {}).get("template")
+        return ConfigTracking.of(template if isinstance(template, Mapping) else None, self.configs)
 
     @property
     def discovered_ports(self) -> tuple[DiscoveredPort, ...]:
@@ -241,6 +253,7 @@ class ReleaseSpec:
                 "the users' requests to the primary; without a load test the canary has no "
                 "samples and each judge metric follows its nanStrategy and mustHaveData"
             )
+        notes += self.config_tracking.notes()
         return notes
 
     def metric_queries(self, timing: Timing | None = None) -> list[MetricQuery]:

@@ -43,6 +43,8 @@ def children_of(component: CanaryDeployment) -> list[pulumi.CustomResource]:
         component.virtual_service,
         *component.autoscalers,
         *component.metric_templates,
+        *component.configs,
+        *component.config_copies,
         component.guard,
         component.rollout,
         component.finaliser,

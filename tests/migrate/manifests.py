@@ -27,6 +27,8 @@ def write_manifests(kwargs: dict[str, Any], folder: Path) -> list[str]:
         write("--alert-provider", f"provider-{index}", provider)
     if kwargs["autoscaler"] is not None:
         write("--hpa", "hpa", kwargs["autoscaler"])
+    for index, config in enumerate(kwargs["configs"]):
+        write("--config", f"config-{index}", config)
     return argv
 
 

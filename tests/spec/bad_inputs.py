@@ -107,6 +107,22 @@ def template_query(query: str) -> Edit:
     return edit
 
 
+def configs(*manifests: dict[str, Any], env_from: str | None = None) -> Edit:
+    """`configs` as given; with `env_from`, the pod template reads that ConfigMap."""
+
+    def edit(kwargs: dict[str, Any]) -> None:
+        kwargs["configs"] = list(manifests)
+        if env_from is not None:
+            container = kwargs["deployment"]["spec"]["template"]["spec"]["containers"][0]
+            container["envFrom"] = [{"configMapRef": {"name": env_from}}]
+
+    return edit
+
+
+def config_map(name: str, **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, **fields}
+
+
 A = "spec.analysis"
 CRITICAL = "canary.pulumi.com/critical"
 SCRAPE = "canary.pulumi.com/scrape-interval"
@@ -399,5 +415,41 @@ BAD_INPUTS = [
         f'metadata.annotations["{SCRAPE}"]',
         "0s",
         "longer than 0s",
+    ),
+    BadInput(
+        "config-not-referenced",
+        configs(config_map("podinfo-settings", data={"color": "blue"})),
+        "configs[0].metadata.name",
+        "podinfo-settings",
+        "the pod template references no ConfigMap of that name (it references: none)",
+    ),
+    BadInput(
+        "config-of-another-kind",
+        configs({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}),
+        "configs[0]",
+        "apps/v1/Deployment",
+        "must be a v1 ConfigMap or Secret",
+    ),
+    BadInput(
+        "config-in-another-namespace",
+        configs(
+            config_map("podinfo-settings", metadata={"name": "podinfo-settings", "namespace": "b"}),
+            env_from="podinfo-settings",
+        ),
+        "configs[0].metadata.namespace",
+        "b",
+        "must equal the Canary's namespace 'default'",
+    ),
+    BadInput(
+        "config-value-not-a-string",
+        configs(config_map("podinfo-settings", data={"PORT": 9898}), env_from="podinfo-settings"),
+        "configs[0].data.PORT",
+        reason="must be a string",
+    ),
+    BadInput(
+        "config-field-misspelt",
+        configs(config_map("podinfo-settings", date={"a": "b"}), env_from="podinfo-settings"),
+        "configs[0].date",
+        reason="unknown field",
     ),
 ]

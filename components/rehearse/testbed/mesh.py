@@ -1,14 +1,16 @@
 """A mesh simulator: plays the kubelet and the Envoy sidecars for one namespace.
 
-It reads Deployments, Services and VirtualServices from the API, marks
-Deployments ready (or crash-looping), and turns simulated requests into
-Istio's standard destination-reported metrics, exported for Prometheus.
-No real requests are made: per tick it computes how many requests each
-route would carry.
+It reads Deployments, Services, VirtualServices, ConfigMaps and Secrets from
+the API, marks Deployments ready (or crash-looping), gives their pods the
+environment a kubelet would, and turns simulated requests into Istio's
+standard destination-reported metrics, exported for Prometheus. No real
+requests are made: per tick it computes how many requests each route would
+carry.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import random
 import re
@@ -88,6 +90,7 @@ class _Workload:
     labels: dict[str, str]
     image: str
     ready: bool
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,7 +105,9 @@ class _View:
 class MeshSimulator:
     """Kubelet plus Envoy for `namespace`, polling the API and exporting Istio metrics.
 
-    `faults` is keyed by Deployment name or container image; `crashloop_images`
+    `faults` is keyed by Deployment name, container image, or `NAME=VALUE` of an
+    environment variable its pods started with (what a canary's config says: a
+    ConfigMap or Secret read through `env` or `envFrom`); `crashloop_images`
     never become ready. `direct_rps` sends traffic straight to a host (for
     example `podinfo-canary` in blue/green tests) besides the apex hosts, for as
     long as the simulator runs; `add_source` does so for a while (a load test).
@@ -138,6 +143,8 @@ class MeshSimulator:
         self._unrouted: Counter[str] = Counter()
         self._sources: list[TimedSource] = []
         self._pending_since: dict[tuple[str, int], float] = {}
+        # By Deployment and generation: pods read their environment when they start.
+        self._started_with: dict[tuple[str, int], dict[str, str]] = {}
         self._view = _View()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         headers["User-Agent"] = f"{TESTBED_AGENT}-mesh"
@@ -231,6 +238,12 @@ class MeshSimulator:
         with self._lock:
             return [source for source in self._sources if source.until > now]
 
+    def environment(self, workload: str) -> dict[str, str]:
+        """The environment the pods of Deployment `workload` started with, as last seen."""
+        with self._lock:
+            found = self._view.workloads.get(workload)
+            return dict(found.environment) if found else {}
+
     def routed(self, workload: str, request_class: str | None = None) -> int:
         """Requests routed to `workload` (mirrored copies excluded)."""
         with self._lock:
@@ -277,12 +290,18 @@ class MeshSimulator:
         deployments = self._items(f"/apis/apps/v1/namespaces/{ns}/deployments")
         services = self._items(f"/api/v1/namespaces/{ns}/services")
         vss = self._items(f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices")
+        configs = {
+            (item["kind"], item["metadata"]["name"]): _values(item)
+            for path in (f"/api/v1/namespaces/{ns}/configmaps", f"/api/v1/namespaces/{ns}/secrets")
+            for item in self._items(path)
+        }
         view = _View(virtual_services=vss)
         for svc in services:
             selector = (svc.get("spec") or {}).get("selector") or {}
             view.services[svc["metadata"]["name"]] = dict(selector)
         for deployment in deployments:
             workload = self._kubelet(deployment)
+            workload.environment = self._start_environment(deployment, configs)
             view.workloads[workload.name] = workload
         with self._lock:
             self._view = view
@@ -344,6 +363,22 @@ class MeshSimulator:
         if _without_times(deployment.get("status")) != status:
             self._write_status(deployment, status)
         return _Workload(meta["name"], labels, image, ready > 0)
+
+    def _start_environment(
+        self, deployment: dict[str, Any], configs: Mapping[tuple[str, str], dict[str, str]]
+    ) -> dict[str, str]:
+        """The first container's environment, read once per generation as pods read theirs when
+        they start: a later change of a ConfigMap reaches only pods started after it. Read again
+        while a config it names is missing, as the kubelet retries a pod it cannot start."""
+        key = (deployment["metadata"]["name"], int(deployment["metadata"].get("generation", 1)))
+        if key in self._started_with:
+            return self._started_with[key]
+        containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        container = (containers.get("containers") or [{}])[0]
+        environment, complete = _environment(container, configs)
+        if complete:
+            self._started_with[key] = environment
+        return environment
 
     def _write_status(self, deployment: dict[str, Any], status: dict[str, Any]) -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -466,7 +501,7 @@ class MeshSimulator:
             (self._mirrored if mirrored else self._routed)[workload.name, request_class.name] += (
                 count
             )
-        fault = faults.get(workload.name) or faults.get(workload.image) or Fault()
+        fault = _fault_of(workload, faults)
         if fault.no_telemetry:
             return
         errors = sum(self._random.random() < fault.error_rate for _ in range(count))
@@ -494,6 +529,52 @@ class MeshSimulator:
             for _ in range(n):
                 # Uniform on [0.2, 1.0] x target keeps the p99 within 1% of the target.
                 histogram.observe(fault.latency_ms * self._random.uniform(0.2, 1.0))
+
+
+def _fault_of(workload: _Workload, faults: Mapping[str, Fault]) -> Fault:
+    """By Deployment name, else image, else `NAME=VALUE` of the pods' environment."""
+    keys = [workload.name, workload.image, *(f"{k}={v}" for k, v in workload.environment.items())]
+    return next((faults[key] for key in keys if key in faults), Fault())
+
+
+def _values(config: dict[str, Any]) -> dict[str, str]:
+    """A ConfigMap's data, or a Secret's decoded."""
+    data = config.get("data") or {}
+    if config["kind"] == "Secret":
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+    return dict(data)
+
+
+def _environment(
+    container: Mapping[str, Any], configs: Mapping[tuple[str, str], dict[str, str]]
+) -> tuple[dict[str, str], bool]:
+    """What the kubelet gives a container: `envFrom` first (with its prefix), then `env`, which
+    wins; and whether every ConfigMap, Secret and key it names was there."""
+    environment: dict[str, str] = {}
+    complete = True
+    for source in container.get("envFrom") or []:
+        for field_name, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = source.get(field_name)
+            if ref is None:
+                continue
+            values = configs.get((kind, ref.get("name")))
+            complete = complete and (values is not None or bool(ref.get("optional")))
+            prefix = source.get("prefix") or ""
+            environment.update({prefix + k: v for k, v in (values or {}).items()})
+    for variable in container.get("env") or []:
+        if "value" in variable:
+            environment[variable["name"]] = str(variable["value"])
+            continue
+        source = variable.get("valueFrom") or {}
+        for field_name, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+            ref = source.get(field_name)
+            if ref is None:
+                continue
+            value = (configs.get((kind, ref.get("name"))) or {}).get(ref.get("key"))
+            complete = complete and (value is not None or bool(ref.get("optional")))
+            if value is not None:
+                environment[variable["name"]] = value
+    return environment, complete
 
 
 def _short(host: str, namespace: str) -> str:
