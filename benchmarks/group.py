@@ -6,9 +6,10 @@ Not a test: the numbers are measurements, on the test bed at a 2 s interval, thr
     the group:    one Wave's Update releasing twelve canaries at once; wall / one release
                   (goal <= 1.2); the server's peak threads and established TCP connections
                   while it ran (the same before, at rest, for comparison);
-    inline Check: the engine's step generator (tests/e2e/inline_checks.py) registering another
-                  resource every 0.25 s, its Check inline, while the releases run: through the
-                  group (one server thread held) and through twelve lone Rollouts (four held).
+    inline Check: the engine's step generator (`InlineChecks` of tests/e2e/steps.py)
+                  registering another resource every 0.25 s, its Check inline, while the
+                  releases run: through the group (one server thread held) and through twelve
+                  lone Rollouts (four held).
 Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py` (about two minutes).
 """
 
@@ -28,7 +29,7 @@ from components.rehearse import declare_at_rest
 from components.rehearse.testbed import TestBed
 from components.spec import ReleaseSpec
 from tests.conftest import load_yaml
-from tests.e2e.inline_checks import InlineChecks
+from tests.e2e.steps import InlineChecks
 from tests.provider.dynamic_server import (
     DynamicServer,
     create_workloads,

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped]
+from pulumi.dynamic.dynamic import serialize_provider
 
+from components.provider.rollout import FinaliserProvider
 from tests.e2e.engine import Stored
 from tests.provider.dynamic_server import DynamicServer
 
@@ -215,3 +217,50 @@ class StepGenerator:
 
 def _with_id(old: Stored) -> dict[str, Any]:
     return {**old.outputs, "id": old.id}
+
+
+# -- a probe of the generator's wait ----------------------------------------------------------
+# Registrations one after another, each Check inline, without a program: what a benchmark needs
+# to see whether other resources of a stack keep registering while releases run.
+
+# A resource whose Check does no work of its own: what it measures is the wait for a thread.
+CHEAP = {"__provider": serialize_provider(FinaliserProvider())}
+OTHER_URN = "urn:pulumi:dev::bench::pulumi-python:dynamic/canary:RolloutFinaliser::other"
+
+
+@dataclass
+class CheckTimes:
+    """Seconds each inline Check took, in registration order."""
+
+    seconds: list[float] = field(default_factory=list)
+
+
+class InlineChecks:
+    """Registers a resource every `every` seconds, its Check inline, as the generator would
+    (one after another, each waiting for its answer), until the `with` block ends; while the
+    server's four threads are all held, each Check waits for one to end."""
+
+    def __init__(self, server: DynamicServer, every: float = 0.25) -> None:
+        self.server = server
+        self.every = every
+        self.times = CheckTimes()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="step-generator", daemon=True)
+
+    def __enter__(self) -> CheckTimes:
+        self._thread.start()
+        return self.times
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=300)
+
+    def _run(self) -> None:
+        index = 0
+        while not self._stopped.is_set():
+            urn = f"{OTHER_URN}-{index}"
+            sent = time.monotonic()
+            self.server.check(urn, {}, CHEAP)
+            self.times.seconds.append(time.monotonic() - sent)
+            index += 1
+            self._stopped.wait(self.every)
