@@ -10,12 +10,15 @@ Not a test: the numbers are measurements, on the test bed at a 2 s interval, thr
                   registering another resource every 0.25 s, its Check inline, while the
                   releases run: through the group (one server thread held) and through twelve
                   lone Rollouts (four held).
-Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py` (about two minutes).
+Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py [N]` (about two minutes at the
+default of twelve; `N` releases through the wave instead, e.g. 100; the lone Rollouts stay
+twelve).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -120,8 +123,8 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
     return time.monotonic() - started, result
 
 
-def main() -> None:
-    group = [f"shop-{index}" for index in range(RELEASES)]
+def main(releases: int) -> None:
+    group = [f"shop-{index}" for index in range(releases)]
     lone = [f"lone-{index}" for index in range(RELEASES)]
     with TestBed(rps=RPS) as bed, DynamicServer() as server:
         server.configure()
@@ -146,7 +149,7 @@ def main() -> None:
 
     print(f"one release alone: {one:.1f}s (interval {INTERVAL})")
     print(
-        f"{RELEASES} releases through one Wave: {wall:.1f}s, ratio {wall / one:.2f} (goal <= 1.2)"
+        f"{releases} releases through one Wave: {wall:.1f}s, ratio {wall / one:.2f} (goal <= 1.2)"
     )
     print(f"  failed: {', '.join(failed) or 'none'}")
     print(f"  server threads: {at_rest[0]} at rest, at most {peaks.threads} while releasing")
@@ -165,4 +168,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else RELEASES)

@@ -39,7 +39,7 @@ from components.spec.timing import Timing
 from tests.conftest import load_yaml
 from tests.safety.requests import routed, scaled
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.alone]
 
 IMAGE = "ghcr.io/stefanprodan/podinfo"
 NS = "default"

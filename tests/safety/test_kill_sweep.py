@@ -30,7 +30,7 @@ from tests.e2e.engine import Engine, EngineError
 from tests.provider.dynamic_server import DynamicServer
 from tests.safety.requests import record_saved, routed, scaled
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.alone]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).with_name("sweep_stack.py")
