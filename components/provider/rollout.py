@@ -357,6 +357,9 @@ class RolloutProvider(dyn.ResourceProvider):
                         ),
                     )
                 )
+                watch = gate.critical.announcement()
+                if watch and not gate.release.spec.skip_analysis:
+                    print_progress(f"{gate.release.name}: {watch}")
                 _print_notes(gate)
             return dyn.DiffResult(changes=True, replaces=[])
         return dyn.DiffResult(changes=_inputs_changed(olds, news, STATE_KEYS), replaces=[])

@@ -187,8 +187,9 @@ class Scheduler:
     ) -> Generator[float, None, ReleaseState]:
         decision = begin(self.plan)
         scaled_at = self.clock.now()
-        if self._watch.active and not self.plan.skip_analysis:
-            self._say(f"watching {self.critical.describe()}: a breach rolls back at once")
+        announcement = self.critical.announcement()
+        if self._watch.active and announcement and not self.plan.skip_analysis:
+            self._say(announcement)
         while True:
             if decision.scale_canary_up:
                 scaled_at = self.clock.now()

@@ -156,6 +156,12 @@ class Critical:
         listed = ", ".join(str(condition) for condition in self.conditions)
         return f"{listed} every {format_seconds(self.scrape_seconds)}"
 
+    def announcement(self) -> str | None:
+        """What a release says of its watch, at preview and as it starts; None when `off`."""
+        if not self.conditions:
+            return None
+        return f"watching {self.describe()}: a breach rolls back at once"
+
 
 def annotation_problems(metadata: ObjectMeta, analysis: Analysis) -> list[Problem]:
     """What is wrong with the Canary's critical annotations, by their field paths."""

@@ -113,6 +113,7 @@ def test_a_change_of_a_config_alone_is_a_release_reviewed_by_its_keys(
         "canary 10% -> 50% in 5 steps every 1m; "
         "gates: request-success-rate >= 99, request-duration <= 500ms; "
         "rollback after 5 failed checks; at most ~9m\n"
+        "podinfo: watching request-success-rate < 50 every 15s: a breach rolls back at once\n"
     )
 
 

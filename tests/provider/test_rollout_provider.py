@@ -520,7 +520,19 @@ def test_diff_prints_the_change_review(
         "canary 10% -> 50% in 5 steps every 1m; "
         "gates: request-success-rate >= 99, request-duration <= 500ms; "
         "rollback after 5 failed checks; at most ~9m\n"
+        "podinfo: watching request-success-rate < 50 every 15s: a breach rolls back at once\n"
     )
+
+
+def test_diff_says_nothing_of_a_watch_turned_off(
+    props: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_network(monkeypatch)
+    news = {**with_image(props, "ghcr.io/stefanprodan/podinfo:6.3.1"), "critical": "off"}
+    RolloutProvider().diff("id", state_of(props), news)
+    out = capsys.readouterr().out
+    assert out.startswith("podinfo: ghcr.io/stefanprodan/podinfo:6.3.0 -> 6.3.1; ")
+    assert "watching" not in out
 
 
 def test_diff_review_uses_the_interval_override(
