@@ -10,18 +10,19 @@ Not a test: the numbers are measurements, on the test bed at a 2 s interval, thr
                   registering another resource every 0.25 s, its Check inline, while the
                   releases run: through the group (one server thread held) and through twelve
                   lone Rollouts (four held).
-Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py [N [RPS]]` (about two minutes at the
-default of twelve): `N` releases through the wave instead, e.g. 100 (the lone Rollouts stay
-twelve), each VirtualService sent `RPS` requests a second (default 150). The test bed (API
-emulator and mesh simulator, one Python process) is what saturates first at large `N`: at 50
-it runs at 92% of a core while the provider server uses 3%; fewer requests a second keep it
-from timing the releases.
+Run as `PYTHONPATH=. venv/bin/python benchmarks/group.py` (about two minutes). Options for
+large waves: `--releases N` through the wave, `--lone N` lone Rollouts (0: none), `--rps`
+requests a second each VirtualService gets (default 150), `--interval` and `--scrape-interval`
+(the bed's Prometheus; default 500ms). The test bed's process (API emulator, mesh simulator and the
+metrics Prometheus scrapes from it) is what saturates first: at 50 releases it runs at 92% of a
+core while the provider server uses 3%, so large waves need a slower scrape, and with it a
+longer interval (a `rate()` window holds a few scrapes).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components.provider.group import WaveProvider
 from components.rehearse import declare_at_rest
 from components.rehearse.testbed import TestBed
+from components.rehearse.testbed.prometheus import SCRAPE_INTERVAL
 from components.spec import ReleaseSpec
 from tests.conftest import load_yaml
 from tests.e2e.steps import InlineChecks
@@ -101,12 +103,12 @@ def connections_of(pid: int) -> int:
     return established
 
 
-def member(bed: TestBed, name: str) -> dict[str, Any]:
+def member(bed: TestBed, name: str, interval: str) -> dict[str, Any]:
     """A canary at rest on the bed, and the Rollout inputs of its old image."""
     canary, deployment = renamed(load_yaml("canary.yaml"), load_yaml("deployment.yaml"), name)
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = OLD_IMAGE
     declare_at_rest(bed, ReleaseSpec.parse(canary=canary, deployment=deployment))
-    return rollout_props(canary, deployment, bed.kubeconfig.read_text(), interval=INTERVAL)
+    return rollout_props(canary, deployment, bed.kubeconfig.read_text(), interval=interval)
 
 
 def wave_props(members: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
@@ -126,17 +128,19 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
     return time.monotonic() - started, result
 
 
-def main(releases: int, rps: float) -> None:
+def main(options: argparse.Namespace) -> None:
+    releases, rps, interval = options.releases, options.rps, options.interval
+    scrape_interval = options.scrape_interval
     group = [f"shop-{index}" for index in range(releases)]
-    lone = [f"lone-{index}" for index in range(RELEASES)]
-    with TestBed(rps=rps) as bed, DynamicServer() as server:
+    lone = [f"lone-{index}" for index in range(options.lone)]
+    with TestBed(rps=rps, scrape_interval=scrape_interval) as bed, DynamicServer() as server:
         server.configure()
         load = (load_yaml("canary.yaml"), load_yaml("deployment.yaml"))
-        (solo,) = create_workloads(server, bed, *load, ["solo"], interval=INTERVAL)
+        (solo,) = create_workloads(server, bed, *load, ["solo"], interval=interval)
         (run,) = update_concurrently(server, [solo.update_to(NEW_IMAGE)])
         one = run.returned - run.sent
 
-        members = {name: member(bed, name) for name in group}
+        members = {name: member(bed, name, interval) for name in group}
         state = server.create(WAVE_URN, wave_props(members))
         at_rest = (threads_of(server.pid), connections_of(server.pid))
         news = wave_props({name: with_image(props, NEW_IMAGE) for name, props in members.items()})
@@ -144,13 +148,18 @@ def main(releases: int, rps: float) -> None:
             wall, outputs = timed(lambda: server.update(WAVE_URN, state, news))
         failed = [name for name, outcome in outputs["outcomes"].items() if outcome.get("failure")]
 
-        workloads = create_workloads(server, bed, *load, lone, interval=INTERVAL)
-        with InlineChecks(server) as lone_checks:
-            lone_wall, _ = timed(
-                lambda: update_concurrently(server, [w.update_to(NEW_IMAGE) for w in workloads])
-            )
+        lone_wall, lone_checks = 0.0, None
+        if lone:
+            workloads = create_workloads(server, bed, *load, lone, interval=interval)
+            with InlineChecks(server) as lone_checks:
+                lone_wall, _ = timed(
+                    lambda: update_concurrently(server, [w.update_to(NEW_IMAGE) for w in workloads])
+                )
 
-    print(f"one release alone: {one:.1f}s (interval {INTERVAL}, {rps:g} requests/s a service)")
+    print(
+        f"one release alone: {one:.1f}s (interval {interval}, scrape {scrape_interval}, "
+        f"{rps:g} requests/s a service)"
+    )
     print(
         f"{releases} releases through one Wave: {wall:.1f}s, ratio {wall / one:.2f} (goal <= 1.2)"
     )
@@ -160,8 +169,11 @@ def main(releases: int, rps: float) -> None:
         f"  server TCP connections: {at_rest[1]} at rest, at most {peaks.connections} "
         "while releasing"
     )
-    print(f"{RELEASES} lone Rollouts at once: {lone_wall:.1f}s, ratio {lone_wall / one:.2f}")
+    if lone:
+        print(f"{len(lone)} lone Rollouts at once: {lone_wall:.1f}s, ratio {lone_wall / one:.2f}")
     for label, times in (("group", grouped_checks), ("lone Rollouts", lone_checks)):
+        if times is None:
+            continue
         seconds = times.seconds
         print(
             f"inline Checks of other resources during the {label}: {len(seconds)} registered, "
@@ -171,7 +183,10 @@ def main(releases: int, rps: float) -> None:
 
 
 if __name__ == "__main__":
-    main(
-        int(sys.argv[1]) if len(sys.argv) > 1 else RELEASES,
-        float(sys.argv[2]) if len(sys.argv) > 2 else RPS,
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--releases", type=int, default=RELEASES)
+    parser.add_argument("--rps", type=float, default=RPS)
+    parser.add_argument("--interval", default=INTERVAL)
+    parser.add_argument("--scrape-interval", default=SCRAPE_INTERVAL)
+    parser.add_argument("--lone", type=int, default=RELEASES, help="lone Rollouts (0: none)")
+    main(parser.parse_args())
