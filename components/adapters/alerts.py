@@ -203,7 +203,10 @@ class Notifier:
             )
         if spec.type != "discord":
             return url
-        parsed = httpx.URL(url)  # Discord takes Slack's format on the `/slack` sub-path
+        try:  # Discord takes Slack's format on the `/slack` sub-path
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as error:  # the URL is a credential: named by type only
+            raise _DeliveryError(f"not a URL ({type(error).__name__})") from None
         return str(parsed.copy_with(path=f"{parsed.path.rstrip('/')}/slack"))
 
     def _secret_address(self, namespace: str, name: str) -> str:

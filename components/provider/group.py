@@ -131,7 +131,9 @@ def _run(props: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
                 continue
             rollout_id = str((old or {}).get("rolloutId") or "") or uuid.uuid4().hex[:16]
             scheduler = schedulers.enter_context(rollout._scheduler(member, gate, rollout_id, pool))
-            runs[name] = released(scheduler, gate, member, rollout_id, created=old is None)
+            # Never promoted (its first release failed): created again, as a lone Rollout is.
+            first = old is None or not old.get("promotedTemplate")
+            runs[name] = released(scheduler, gate, member, rollout_id, created=first)
             tried[name] = (gate, scheduler.lines, rollout_id)
         ended = run_all(runs, rollout.CLOCK, roll_back_others=policy is FailurePolicy.ROLLBACK)
     for name, finished in ended.items():

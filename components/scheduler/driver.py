@@ -314,7 +314,6 @@ class Scheduler:
             return True
 
         self._until("route all traffic to the primary", routes_at_rest, deadline)
-        self._save_reached(weight=0)
 
         def canary_at_zero() -> bool:
             if self.io.cluster.replicas(self.release.target, missing_ok=True) == 0:
@@ -322,7 +321,15 @@ class Scheduler:
             self.io.cluster.scale(self.release.target, 0)
             return self.io.cluster.replicas(self.release.target, missing_ok=True) == 0
 
-        self._until(f"scale {self._target_name()} to zero", canary_at_zero, deadline)
+        scale_down = f"scale {self._target_name()} to zero"
+        try:
+            self._save_reached(weight=0)
+        except ReleaseConflict:
+            raise  # another run owns the release now: its canary is not ours to scale
+        except Exception:  # the canary has no traffic left: scale it down, then say why not saved
+            self._until(scale_down, canary_at_zero, deadline)
+            raise
+        self._until(scale_down, canary_at_zero, deadline)
         self._save_reached(settled=True)
 
     def _until(self, what: str, attempt: Callable[[], bool], deadline: float) -> None:
@@ -399,8 +406,6 @@ class Scheduler:
                 reason=state.reason,
             )
         )
-        for event in decision.events:  # posted once this run holds the release
-            self._events.post(event.severity, event.message, str(state.phase), self.clock.now())
         if self._sticky and decision.traffic is not None and decision.traffic.canary_weight:
             self._save_reached(cookie=self._cookie)  # before any user gets it
         if state.phase is Phase.FAILED:
@@ -412,6 +417,10 @@ class Scheduler:
         elif decision.traffic is not None:
             self._route(decision.traffic)
             self._save_reached(weight=decision.traffic.canary_weight)
+        # Posted once this run holds the release, and after the traffic moved: a slow receiver
+        # must not keep users on a failed canary.
+        for event in decision.events:
+            self._events.post(event.severity, event.message, str(state.phase), decided)
         for event in decision.events:
             report.add_decision(event, state.phase, self._traffic.canary_weight, decided)
         for event in decision.events:

@@ -2,16 +2,21 @@
 
 Flagger posts each event it records to the canary's `type: event` hooks, or, when it has none,
 to its `-event-webhook`. A receiver that fails must never fail or stall the release: a failed
-post is one warning line, and a hook that gave no answer at all (down, or silent until its
-timeout) gets no more events in this run, so it costs the release one timeout at most.
+post is one warning line, and a hook that gave no answer at all (down, silent until its
+timeout, or answering an error only after its timeout) gets no more events in this run, so it
+costs the release one post with its retries at most. Events are posted after the traffic of
+their decision moved, and none once the process is stopping, when the seconds before the
+engine's SIGKILL belong to the clean-up.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from ..adapters.alerts import Severity
 from ..adapters.bundle import Adapters
+from ..adapters.stop import stopping
 from ..spec import HookType, ReleaseSpec
 
 
@@ -30,17 +35,27 @@ class EventPoster:
 
     def post(self, severity: Severity, message: str, phase: str, at: float) -> None:
         """`phase` is the canary's at the event, as Flagger reports it; `at`, the event's time."""
+        if stopping():
+            return
         for hook in self._targets:
             if hook.name in self._silent:
                 continue
-            result = self._hooks.event(hook, phase, severity, message, at)
+            started = time.monotonic()
+            try:
+                result = self._hooks.event(hook, phase, severity, message, at)
+            except Exception as error:  # e.g. a URL httpx cannot parse: named by type only
+                self._silence(hook.name, type(error).__name__)
+                continue
             if result.passed:
                 continue
-            if result.status is None:
-                self._silent.add(hook.name)
-                self._warn(
-                    f"event not delivered: event webhook {hook.name}: {result.reason}; "
-                    "it gets no more events in this run"
-                )
+            if result.status is None or time.monotonic() - started >= hook.timeout_seconds:
+                self._silence(hook.name, result.reason)
             else:
                 self._warn(f"event not delivered: event webhook {hook.name}: {result.reason}")
+
+    def _silence(self, name: str, reason: str | None) -> None:
+        self._silent.add(name)
+        self._warn(
+            f"event not delivered: event webhook {name}: {reason}; "
+            "it gets no more events in this run"
+        )

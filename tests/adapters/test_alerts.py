@@ -337,3 +337,17 @@ def test_a_slack_notification_that_fails_is_one_warning_without_the_url(
     assert warning.startswith("webhook slack (Slack notification): not delivered (ConnectError")
     assert SECRET not in warning
     assert SECRET not in caplog.text
+
+
+def test_a_discord_address_that_is_no_url_is_a_warning_without_it(
+    endpoints: Endpoints, canary: dict[str, Any], deployment: dict[str, Any]
+) -> None:
+    """Discord's address is rewritten to its `/slack` path, which parses it first."""
+    providers = [provider("chat", "discord", secretRef={"name": "discord-url"})]
+
+    def secrets(namespace: str, name: str) -> dict[str, str]:
+        return {"address": f"https://discord.com:44x/api/webhooks/{SECRET}"}
+
+    warnings = notify(endpoints, release(canary, deployment, providers), secrets=secrets)
+
+    assert warnings == ["alert provider chat (discord): not a URL (InvalidURL)"]

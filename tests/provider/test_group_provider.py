@@ -145,6 +145,26 @@ def test_one_bad_canary_fails_alone_the_others_promote(world: World) -> None:
     assert world.clock.now() - started == 50.0
 
 
+def test_a_canary_whose_first_release_failed_starts_as_a_first_release_again(
+    world: World,
+) -> None:
+    """As a lone Rollout whose create failed is created again: promoted without analysis, not
+    analysed against a primary, Services and VirtualService that were never declared."""
+    props = wave_props()
+    cart = props["members"]["cart"]
+    props["members"]["cart"] = {**cart, "declaredUids": {"DestinationRule/cart-canary": "other"}}
+    first = dict(WaveProvider().create(props).outs or {})
+    assert first["outcomes"]["cart"]["failure"] is not None
+    assert first["outcomes"]["cart"]["promotedTemplate"] is None
+
+    started = world.clock.now()
+    outs = dict(WaveProvider().update("shop-wave-1", first, wave_props()).outs or {})
+    again = outs["outcomes"]["cart"]
+    assert again["failure"] is None and again["phase"] == "Succeeded"
+    assert again["promotedTemplate"] == cart["podTemplate"]
+    assert world.clock.now() == started  # no analysis ran
+
+
 def test_rollback_policy_rolls_back_the_others_running_in_the_wave(world: World) -> None:
     state = created(world)
     world.metrics["catalog"].value = 50.0

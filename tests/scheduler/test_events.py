@@ -8,15 +8,18 @@ webhook adapter's (tests/adapters/test_webhooks.py).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import httpx
 import pytest
 
 from components.adapters.alerts import Notifier
 from components.adapters.bundle import Adapters
 from components.adapters.endpoints import Endpoints, HttpClients
+from components.adapters.webhooks import WebhookResult
 from components.errors import ReleaseInterrupted
 from components.scheduler import Scheduler
 from components.spec import HookType, ReleaseSpec, Webhook, template_revision
@@ -260,3 +263,67 @@ def test_a_slack_notification_that_cannot_be_delivered_does_not_fail_the_release
     )
     assert secret not in " ".join(bench.lines)
     assert "slack" not in {name for name, _ in bench.hooks.calls}  # not called as a gate
+
+
+def test_a_rollback_moves_traffic_back_before_its_event_is_posted() -> None:
+    """A slow receiver must not keep users on a failed canary."""
+    bench = Bench(tutorial(AUDIT, threshold=2))
+    bench.adapters.metrics.value = 90.0  # type: ignore[attr-defined]
+    weights_at_post: dict[str, int] = {}
+    post = bench.hooks.event
+
+    def recording(hook: Webhook, phase: str, *args: Any) -> Any:
+        weights_at_post[phase] = bench.cluster.read_routes().canary
+        return post(hook, phase, *args)
+
+    bench.hooks.event = recording  # type: ignore[method-assign]
+
+    assert bench.scheduler.analyse().outcome == "rolled_back"
+
+    assert weights_at_post["Failed"] == 0
+    assert weights_at_post["Progressing"] == 10  # a halt is posted at the weight it holds
+
+
+def test_an_event_hook_that_raises_is_named_by_type_and_the_release_goes_on() -> None:
+    bench = Bench(tutorial(AUDIT))
+
+    def broken(hook: Webhook, *_: Any) -> Any:
+        raise httpx.InvalidURL("Invalid port: '80x'")
+
+    bench.hooks.event = broken  # type: ignore[method-assign]
+
+    assert bench.scheduler.analyse().outcome == "promoted"
+    assert bench.warnings() == [
+        "podinfo: event not delivered: event webhook audit: InvalidURL; "
+        "it gets no more events in this run"
+    ]
+
+
+def test_no_event_is_posted_once_the_process_is_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seconds before the engine's SIGKILL belong to the clean-up."""
+    bench = Bench(tutorial(AUDIT))
+    monkeypatch.setattr("components.scheduler.events.stopping", lambda: "SIGINT")
+    bench.clock.interrupt_at = bench.clock.now() + 12.0
+
+    with pytest.raises(ReleaseInterrupted):
+        bench.scheduler.analyse()
+
+    assert bench.posted() == []
+    assert bench.cluster.read_routes().canary == 0
+
+
+def test_a_receiver_that_errs_only_after_its_timeout_gets_no_more_events() -> None:
+    """A gateway answering 504 once the hook's time is up costs the release that one post."""
+    bench = Bench(tutorial({**AUDIT, "timeout": "10ms"}))
+
+    def late(hook: Webhook, *_: Any) -> WebhookResult:
+        time.sleep(0.02)
+        return WebhookResult(hook.name, hook.hook_type, False, 504, "answered 504", 0.02, 1)
+
+    bench.hooks.event = late  # type: ignore[method-assign]
+
+    assert bench.scheduler.analyse().outcome == "promoted"
+    assert bench.warnings() == [
+        "podinfo: event not delivered: event webhook audit: answered 504; "
+        "it gets no more events in this run"
+    ]

@@ -200,6 +200,30 @@ def test_a_verdict_survives_a_clean_up_that_cannot_finish() -> None:
     assert any("left: canary weight 0, 2 canary replicas" in line for line in bench.lines)
 
 
+def test_a_record_that_cannot_say_the_route_back_still_gets_the_canary_scaled_down() -> None:
+    """The route back held, then the record's writes fail: the canary has no traffic, so it is
+    scaled to zero anyway (it would run for nothing until the next run), and the verdict
+    stays for the next run to read."""
+    bench = Bench(tutorial(threshold=1))
+    bench.metrics.values["request-success-rate"] = 10.0
+    failures = 0
+
+    def record_write_fails_after_the_route_back(verb: str, name: str) -> None:
+        nonlocal failures
+        failed = bench.cluster.record() is not None and bench.record().phase is RecordPhase.FAILED
+        routed_back = bench.cluster.canary_weight == 0 and bench.cluster.replicas_of["podinfo"]
+        if verb == "write" and failed and routed_back:
+            failures += 1
+            raise ClusterError("update", "ConfigMap", "default", name, "unavailable", code=500)
+
+    bench.cluster.fault = record_write_fails_after_the_route_back
+    with pytest.raises(ClusterError, match="unavailable"):
+        bench.scheduler.analyse()
+    assert failures >= 1
+    assert bench.at_rest()
+    assert bench.record().phase is RecordPhase.FAILED
+
+
 def test_an_interruption_between_checks_aborts_to_rest_at_once() -> None:
     bench = Bench()
     bench.clock.interrupt_at = bench.clock.now() + 2.5 * INTERVAL
