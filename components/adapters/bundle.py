@@ -35,6 +35,9 @@ class Adapters:
     None: the release is not watched between checks."""
     event_webhook: Webhook | None = None
     """Flagger's `-event-webhook`: gets the events of a canary without `type: event` hooks."""
+    silent_receivers: set[str] = field(default_factory=set)
+    """Event receivers (by URL) that gave no answer: they get no more events from any release
+    sharing these clients, so a dead one costs a wave one post, not one per canary."""
 
     @classmethod
     def connect(
@@ -83,4 +86,5 @@ class Adapters:
                 if event_webhook
                 else None
             ),
+            silent_receivers=connections.silent_receivers,
         )

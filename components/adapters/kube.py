@@ -114,6 +114,8 @@ class Connections(Closing):
         self._lock = threading.Lock()
         self._kube: lightkube.Client | None = None
         self.http = HttpClients(access.http, timeout=access.timeout_seconds, transports=transports)
+        # Event receivers that gave no answer, shared by the releases using these clients.
+        self.silent_receivers: set[str] = set()
 
     @property
     def kube(self) -> lightkube.Client:

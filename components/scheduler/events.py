@@ -3,8 +3,9 @@
 Flagger posts each event it records to the canary's `type: event` hooks, or, when it has none,
 to its `-event-webhook`. A receiver that fails must never fail or stall the release: a failed
 post is one warning line, and a hook that gave no answer at all (down, silent until its
-timeout, or answering an error only after its timeout) gets no more events in this run, so it
-costs the release one post with its retries at most. Events are posted after the traffic of
+timeout, or answering an error only after its timeout) gets no more events in this run, from
+this release or any other over the same clients (a group's wave), so it costs one post with
+its retries at most. Events are posted after the traffic of
 their decision moved, and none once the process is stopping, when the seconds before the
 engine's SIGKILL belong to the clean-up.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from ..adapters.alerts import Severity
 from ..adapters.bundle import Adapters
 from ..adapters.stop import stopping
-from ..spec import HookType, ReleaseSpec
+from ..spec import HookType, ReleaseSpec, Webhook
 
 
 class EventPoster:
@@ -31,31 +32,32 @@ class EventPoster:
         self._targets = own or fallback
         self._hooks = adapters.hooks
         self._warn = warn
-        self._silent: set[str] = set()
+        # Shared with the other releases over the same clients (a group's wave), by URL.
+        self._silent = adapters.silent_receivers
 
     def post(self, severity: Severity, message: str, phase: str, at: float) -> None:
         """`phase` is the canary's at the event, as Flagger reports it; `at`, the event's time."""
         if stopping():
             return
         for hook in self._targets:
-            if hook.name in self._silent:
+            if hook.url in self._silent:
                 continue
             started = time.monotonic()
             try:
                 result = self._hooks.event(hook, phase, severity, message, at)
             except Exception as error:  # e.g. a URL httpx cannot parse: named by type only
-                self._silence(hook.name, type(error).__name__)
+                self._silence(hook, type(error).__name__)
                 continue
             if result.passed:
                 continue
             if result.status is None or time.monotonic() - started >= hook.timeout_seconds:
-                self._silence(hook.name, result.reason)
+                self._silence(hook, result.reason)
             else:
                 self._warn(f"event not delivered: event webhook {hook.name}: {result.reason}")
 
-    def _silence(self, name: str, reason: str | None) -> None:
-        self._silent.add(name)
+    def _silence(self, hook: Webhook, reason: str | None) -> None:
+        self._silent.add(hook.url)
         self._warn(
-            f"event not delivered: event webhook {name}: {reason}; "
+            f"event not delivered: event webhook {hook.name}: {reason}; "
             "it gets no more events in this run"
         )

@@ -21,6 +21,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
 from components.adapters.bundle import Adapters
+from components.adapters.kube import ConnectionPool
 from components.adapters.records import RecordPhase, ReleaseRecord
 from components.errors import ReleaseFailed
 from components.provider import rollout
@@ -170,17 +171,40 @@ def test_check_wants_the_event_webhook_as_a_string(props: dict[str, Any]) -> Non
     assert [(f.property, f.reason) for f in failures] == [("eventWebhook", "must be a string")]
 
 
+# A cluster that is never reached: building adapters does no I/O.
+UNREACHED = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+    "users: [{name: u, user: {token: t}}]\n"
+    "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+)
+
+
+def test_releases_over_one_pool_share_which_event_receivers_are_silent(
+    props: dict[str, Any],
+) -> None:
+    """A group's wave: one dead receiver is tried once for all its canaries."""
+    props = {**props, "kubeconfig": UNREACHED}
+    gate = GateInputs.of(props)
+    with (
+        ConnectionPool() as pool,
+        rollout._adapters(props, gate, FakeClock(), pool) as one,
+        rollout._adapters(props, gate, FakeClock(), pool) as other,
+    ):
+        assert one.silent_receivers is other.silent_receivers
+    with (
+        rollout._adapters(props, gate, FakeClock()) as one,
+        rollout._adapters(props, gate, FakeClock()) as other,
+    ):
+        assert one.silent_receivers is not other.silent_receivers
+
+
 def test_the_event_webhook_option_is_flaggers_events_hook(props: dict[str, Any]) -> None:
     """`GateOptions.event_webhook` becomes the `events` hook of `-event-webhook`."""
     props = {
         **props,
         "eventWebhook": GateOptions(event_webhook="http://events.example/").props()["eventWebhook"],
-        "kubeconfig": (  # a cluster that is never reached: building adapters does no I/O
-            "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
-            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-            "users: [{name: u, user: {token: t}}]\n"
-            "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
-        ),
+        "kubeconfig": UNREACHED,
     }
     with rollout._adapters(props, GateInputs.of(props), FakeClock()) as adapters:
         hook = adapters.event_webhook

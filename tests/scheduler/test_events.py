@@ -42,10 +42,17 @@ def tutorial(*hooks: dict[str, Any], **analysis: Any) -> ReleaseSpec:
 class Bench:
     """One release over fakes; `lines` is what `pulumi up` would print."""
 
-    def __init__(self, release: ReleaseSpec, adapters: Adapters | None = None) -> None:
+    def __init__(
+        self,
+        release: ReleaseSpec,
+        adapters: Adapters | None = None,
+        silent_receivers: set[str] | None = None,
+    ) -> None:
         self.clock = FakeClock()
         self.cluster = FakeCluster(release)
         self.adapters = adapters or fake_adapters(release, self.clock, self.cluster)
+        if silent_receivers is not None:  # shared with other releases, as in a group's wave
+            self.adapters = replace(self.adapters, silent_receivers=silent_receivers)
         self.lines: list[str] = []
         self.scheduler = Scheduler(
             release,
@@ -327,3 +334,18 @@ def test_a_receiver_that_errs_only_after_its_timeout_gets_no_more_events() -> No
         "podinfo: event not delivered: event webhook audit: answered 504; "
         "it gets no more events in this run"
     ]
+
+
+def test_a_receiver_silenced_by_one_release_gets_nothing_from_the_others_of_its_wave() -> None:
+    """A group's wave shares its clients, and with them which receivers gave no answer: a dead
+    `-event-webhook` costs the wave one post, not one per canary, on the wave's one thread."""
+    shared: set[str] = set()
+    first, second = (Bench(tutorial(AUDIT), silent_receivers=shared) for _ in range(2))
+    for bench in (first, second):
+        bench.hooks.unreachable.add("audit")
+
+    assert first.scheduler.analyse().outcome == "promoted"
+    assert second.scheduler.analyse().outcome == "promoted"
+
+    assert len(first.hooks.events) == 1 and second.hooks.events == []
+    assert shared == {AUDIT["url"]}
