@@ -5,9 +5,8 @@ to its `-event-webhook`. A receiver that fails must never fail or stall the rele
 post is one warning line, and a hook that gave no answer at all (down, silent until its
 timeout, or answering an error only after its timeout) gets no more events in this run, from
 this release or any other over the same clients (a group's wave), so it costs one post with
-its retries at most. Events are posted after the traffic of
-their decision moved, and none once the process is stopping, when the seconds before the
-engine's SIGKILL belong to the clean-up.
+its retries at most. Events are posted after the traffic of their decision moved, and none once
+the process is stopping, when the seconds before the engine's SIGKILL belong to the clean-up.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from ..adapters.alerts import Severity
 from ..adapters.bundle import Adapters
 from ..adapters.stop import stopping
+from ..errors import ReleaseInterrupted
 from ..spec import HookType, ReleaseSpec, Webhook
 
 
@@ -45,6 +45,8 @@ class EventPoster:
             started = time.monotonic()
             try:
                 result = self._hooks.event(hook, phase, severity, message, at)
+            except ReleaseInterrupted:
+                raise
             except Exception as error:  # e.g. a URL httpx cannot parse: named by type only
                 self._silence(hook, type(error).__name__)
                 continue
