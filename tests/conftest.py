@@ -33,6 +33,18 @@ def load_yaml(name: str) -> dict[str, Any]:
     return data
 
 
+def config_manifest(
+    kind: str, name: str, *, metadata: Mapping[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A ConfigMap or Secret as a stack declares it: `fields` beside `metadata`."""
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": name, **(metadata or {})},
+        **fields,
+    }
+
+
 @pytest.fixture
 def deployment() -> dict[str, Any]:
     return load_yaml("deployment.yaml")

@@ -27,6 +27,27 @@ from components.spec.configs import checksums
 from components.spec.judge import SampleQueries, SampleWindow
 
 
+def gate_inputs(
+    canary: dict[str, Any], deployment: dict[str, Any], **inputs: Any
+) -> dict[str, Any]:
+    """A gate resource's inputs as the engine passes them to the provider: camelCase keys,
+    secrets unwrapped, the options unset unless given in `inputs`."""
+    return {
+        "canary": canary,
+        "deployment": deployment,
+        "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
+        "metricTemplates": [],
+        "alertProviders": [],
+        "autoscaler": None,
+        "kubeconfig": "apiVersion: v1\nkind: Config\n",
+        "context": None,
+        "deadlineSeconds": None,
+        "interval": None,
+        "retryFailed": False,
+        **inputs,
+    }
+
+
 class FakeClock:
     """Time that moves only when something sleeps; `interrupt_at` simulates a stop request."""
 

@@ -16,7 +16,13 @@ from pulumi.runtime import rpc
 
 from components import CanaryDeployment, routing
 from tests.component.test_gate_wiring import ROLLOUT, declared, find, record_with
-from tests.conftest import RecordingMonitor, Registration, kubernetes_errors, load_yaml
+from tests.conftest import (
+    RecordingMonitor,
+    Registration,
+    config_manifest,
+    kubernetes_errors,
+    load_yaml,
+)
 from tests.e2e.engine import unwrap_secrets
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
@@ -37,21 +43,16 @@ def deployment() -> dict[str, Any]:
 
 
 def config_map(message: Any = "hello") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "podinfo-config", "labels": {"app.kubernetes.io/name": "podinfo"}},
-        "data": {"PODINFO_UI_MESSAGE": message},
-    }
+    return config_manifest(
+        "ConfigMap",
+        "podinfo-config",
+        metadata={"labels": {"app.kubernetes.io/name": "podinfo"}},
+        data={"PODINFO_UI_MESSAGE": message},
+    )
 
 
 def secret() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "podinfo-db"},
-        "stringData": {"password": PASSWORD},
-    }
+    return config_manifest("Secret", "podinfo-db", stringData={"password": PASSWORD})
 
 
 class PromotedConfigsMocks(pulumi.runtime.Mocks):

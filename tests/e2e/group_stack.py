@@ -6,29 +6,21 @@ Stack config: `<name>Image` for each canary, `waves` (JSON, default one wave), `
 """
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pulumi
-import yaml
 
 from components import CanaryDeploymentArgs, CanaryGroup, CanaryGroupArgs, GateOptions
+from tests.conftest import load_yaml
 from tests.provider.dynamic_server import renamed
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "podinfo"
 NAMES = ("cart", "catalog", "checkout")
-
-
-def manifest(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((EXAMPLE / name).read_text())
-    return loaded
 
 
 config = pulumi.Config()
 gate = GateOptions(kubeconfig=config.get_secret("kubeconfig"), interval=config.get("interval"))
 canaries = {}
 for name in NAMES:
-    canary, deployment = renamed(manifest("canary.yaml"), manifest("deployment.yaml"), name)
+    canary, deployment = renamed(load_yaml("canary.yaml"), load_yaml("deployment.yaml"), name)
     canary["spec"]["analysis"].update(stepWeight=25, threshold=1)
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = config.require(
         f"{name}Image"

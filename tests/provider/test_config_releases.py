@@ -20,6 +20,8 @@ from components.errors import ReleaseFailed
 from components.provider import rollout
 from components.provider.rollout import GuardProvider, RolloutProvider
 from components.spec import template_revision
+from tests.conftest import config_manifest
+from tests.fakes import gate_inputs
 from tests.provider import test_rollout_provider
 from tests.provider.test_rollout_provider import World, no_network, state_of, with_image
 
@@ -27,22 +29,17 @@ PASSWORD = "pa55-w0rd-s3cret"
 NEW_PASSWORD = "n3w-pa55-s3cret"
 
 
+DEFAULT = {"namespace": "default"}
+
+
 def config_map(**data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "podinfo-config", "namespace": "default"},
-        "data": data,
-    }
+    return config_manifest("ConfigMap", "podinfo-config", metadata=DEFAULT, data=data)
 
 
 def secret(password: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "podinfo-db", "namespace": "default"},
-        "stringData": {"password": password},
-    }
+    return config_manifest(
+        "Secret", "podinfo-db", metadata=DEFAULT, stringData={"password": password}
+    )
 
 
 @pytest.fixture
@@ -57,23 +54,8 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
             "valueFrom": {"secretKeyRef": {"name": "podinfo-db", "key": "password"}},
         }
     )
-    return {
-        "canary": canary,
-        "deployment": deployment,
-        "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
-        "metricTemplates": [],
-        "alertProviders": [],
-        "autoscaler": None,
-        "configs": [
-            config_map(PODINFO_UI_MESSAGE="hello", PODINFO_UI_COLOR="blue"),
-            secret(PASSWORD),
-        ],
-        "kubeconfig": "apiVersion: v1\nkind: Config\n",
-        "context": None,
-        "deadlineSeconds": None,
-        "interval": None,
-        "retryFailed": False,
-    }
+    configs = [config_map(PODINFO_UI_MESSAGE="hello", PODINFO_UI_COLOR="blue"), secret(PASSWORD)]
+    return gate_inputs(canary, deployment, configs=configs)
 
 
 # The same fake cluster, built on this module's `props`: pytest resolves a fixture's arguments by

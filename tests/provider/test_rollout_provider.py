@@ -28,7 +28,14 @@ from components.provider import rollout
 from components.provider.rollout import GateInputs, GateOptions, RolloutProvider
 from components.spec import template_revision
 from tests.conftest import load_yaml
-from tests.fakes import FakeClock, FakeCluster, FakeMetrics, fake_adapters, initial_state
+from tests.fakes import (
+    FakeClock,
+    FakeCluster,
+    FakeMetrics,
+    fake_adapters,
+    gate_inputs,
+    initial_state,
+)
 
 
 def unknown() -> Any:
@@ -41,19 +48,7 @@ def props(canary: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     """The tutorial's podinfo, as the engine passes it: camelCase keys, numbers as floats."""
     deployment["spec"]["replicas"] = 2.0
     canary["spec"]["analysis"]["threshold"] = 5.0
-    return {
-        "canary": canary,
-        "deployment": deployment,
-        "podTemplate": copy.deepcopy(deployment["spec"]["template"]),
-        "metricTemplates": [],
-        "alertProviders": [],
-        "autoscaler": None,
-        "kubeconfig": "apiVersion: v1\nkind: Config\n# s3cr3t\n",
-        "context": None,
-        "deadlineSeconds": None,
-        "interval": None,
-        "retryFailed": False,
-    }
+    return gate_inputs(canary, deployment, kubeconfig="apiVersion: v1\nkind: Config\n# s3cr3t\n")
 
 
 class World:

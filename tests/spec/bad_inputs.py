@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.conftest import Bundle, load_yaml
+from tests.conftest import Bundle, config_manifest, load_yaml
 
 Edit = Callable[[dict[str, Any]], None]
 _ABSENT = object()
@@ -120,7 +120,7 @@ def configs(*manifests: dict[str, Any], env_from: str | None = None) -> Edit:
 
 
 def config_map(name: str, **fields: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, **fields}
+    return config_manifest("ConfigMap", name, **fields)
 
 
 A = "spec.analysis"

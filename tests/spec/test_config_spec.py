@@ -9,19 +9,13 @@ from typing import Any
 import pytest
 
 from components.spec import ReleaseSpec, SpecError
-from tests.conftest import corpus_bundle, load_yaml
+from tests.conftest import config_manifest, corpus_bundle, load_yaml
 
 PASSWORD = "hunter2-s3cret"
 
 
 def secret(name: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"password": PASSWORD},
-        **fields,
-    }
+    return config_manifest("Secret", name, **{"stringData": {"password": PASSWORD}, **fields})
 
 
 def reading_secret(name: str) -> dict[str, Any]:

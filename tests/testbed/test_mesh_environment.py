@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from components.rehearse.testbed import KubeEmulator, MeshSimulator
+from tests.conftest import config_manifest
 
 pytestmark = pytest.mark.testbed
 
@@ -20,12 +21,7 @@ PATH = "/apis/apps/v1/namespaces/default/deployments"
 
 
 def config_map(**data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "settings", "namespace": "default"},
-        "data": data,
-    }
+    return config_manifest("ConfigMap", "settings", metadata={"namespace": "default"}, data=data)
 
 
 def reader(name: str, **annotations: str) -> dict[str, Any]:
